@@ -1,0 +1,289 @@
+"""Matrix configuration: TOML in, validated typed objects out; every error names the file and the key."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import BenchmarkError
+
+__all__ = ["RunSettings", "DatasetSpec", "TrainSpec", "ModelSpec", "DefenseSpec", "AttackSpec", "MatrixConfig",
+           "load_config", "parse_config", "parse_budget", "budget_label", "DEFAULT_CONFIG"]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Run-wide settings: name, seed, device and where artifacts and leaderboards go."""
+
+    name: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    store: Path = Path("runs")
+    leaderboards: Path = Path("leaderboards")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which data set, at which square resolution, with its own options and the split fractions."""
+
+    name: str
+    image_size: int = 64
+    seed: int = 0
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """A training recipe's knobs; models take defaults from [training] and override per model."""
+
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    checkpoint: str | None = None  # local path to a state_dict; loaded with weights_only=True
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the matrix: a registered name, its recipe and entry options."""
+
+    name: str
+    train: TrainSpec = TrainSpec()
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DefenseSpec:
+    """One defense of the matrix and its options."""
+
+    name: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack of the matrix, its budgets (in the [0,1] intensity scale) and options."""
+
+    name: str
+    budgets: tuple[float, ...] = ()
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """A whole validated matrix: run settings, data set, models x defenses x attacks."""
+
+    run: RunSettings
+    dataset: DatasetSpec
+    models: tuple[ModelSpec, ...]
+    defenses: tuple[DefenseSpec, ...]
+    attacks: tuple[AttackSpec, ...]
+    source: str = "<dict>"
+    attack_batch_size: int = 64
+
+    def digest(self) -> str:
+        """A short hash of everything that decides results (not where they are written)."""
+        data = asdict(self)
+        data.pop("source")
+        data["run"] = {"seed": self.run.seed}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def with_cell(self, model: str | None, defense: str | None, attack: str | None) -> "MatrixConfig":
+        """This config narrowed (or extended) to one model, defense and attack."""
+        def pick(items: tuple, name: str | None, make: Any) -> tuple:
+            if name is None:
+                return items
+            found = [i for i in items if i.name == name]
+            return tuple(found) if found else (make(name),)
+        return replace(self,
+                       models=pick(self.models, model, lambda n: ModelSpec(n, self.models[0].train if self.models
+                                                                          else TrainSpec())),
+                       defenses=pick(self.defenses, defense, DefenseSpec),
+                       attacks=pick(self.attacks, attack, AttackSpec))
+
+
+_SECTIONS = {"run", "dataset", "training", "models", "defenses", "attacks", "attack"}
+_RUN_KEYS = {"name", "seed", "device", "store", "leaderboards"}
+_DATA_KEYS = {"name", "image_size", "split", "options"}
+_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint"}
+_ATTACK_SECTION_KEYS = {"batch_size"}
+
+
+class _Checker:
+    """Reads typed values out of raw TOML tables, naming file and key in every error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> BenchmarkError:
+        return BenchmarkError(f"{self.source}: {key}: {problem}")
+
+    def keys(self, table: Any, allowed: set[str], where: str) -> dict:
+        if not isinstance(table, dict):
+            raise self.fail(where, f"expected a table, got {type(table).__name__}")
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise self.fail(f"{where}.{key}" if where else key,
+                                f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+        return table
+
+    def typed(self, table: dict, key: str, kind: type | tuple, default: Any, where: str) -> Any:
+        value = table.get(key, default)
+        if value is None:
+            return value
+        if isinstance(value, bool) and kind is not bool:
+            raise self.fail(f"{where}.{key}", f"expected {getattr(kind, '__name__', kind)}, got a boolean")
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, kind):
+            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(f"{where}.{key}", f"expected {name}, got {value!r}")
+        return value
+
+    def positive(self, table: dict, key: str, kind: type, default: Any, where: str) -> Any:
+        value = self.typed(table, key, kind, default, where)
+        if value is not None and value <= 0:
+            raise self.fail(f"{where}.{key}", f"must be > 0, got {value}")
+        return value
+
+
+def parse_budget(value: Any) -> float:
+    """A budget as a float: a number, or a string such as '2/255'."""
+    if isinstance(value, bool):
+        raise ValueError("a budget cannot be a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(Fraction(value.replace(" ", "")))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"cannot read budget {value!r}; write a number or a fraction like '2/255'") from exc
+    raise ValueError(f"cannot read budget {value!r}; write a number or a fraction like '2/255'")
+
+
+def budget_label(eps: float) -> str:
+    """A budget as people write it: 2/255 rather than 0.00784."""
+    frac = Fraction(eps * 255).limit_denominator(4)
+    if abs(float(frac) / 255 - eps) < 1e-9:
+        return f"{frac}/255"
+    return f"{eps:.4g}"
+
+
+def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> TrainSpec:
+    return TrainSpec(
+        epochs=check.typed(table, "epochs", int, base.epochs, where),
+        batch_size=check.positive(table, "batch_size", int, base.batch_size, where),
+        lr=check.positive(table, "lr", float, base.lr, where),
+        weight_decay=check.typed(table, "weight_decay", float, base.weight_decay, where),
+        checkpoint=check.typed(table, "checkpoint", str, base.checkpoint, where),
+    )
+
+
+def _entry_list(check: _Checker, raw: Any, section: str) -> list[dict]:
+    """[[models]] tables, or a plain list of names, as a list of tables."""
+    if raw is None:
+        raise check.fail(section, "missing; list at least one entry, e.g. [[%s]] name = \"...\"" % section)
+    if not isinstance(raw, list) or not raw:
+        raise check.fail(section, "expected a non-empty list of names or [[%s]] tables" % section)
+    out = []
+    for i, item in enumerate(raw):
+        item = {"name": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise check.fail(f"{section}[{i}]", "needs a string 'name'")
+        out.append(item)
+    return out
+
+
+def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
+    """Validate a raw TOML dict into a MatrixConfig (entry names are checked by the planner)."""
+    check = _Checker(source)
+    check.keys(raw, _SECTIONS, "")
+    run_t = check.keys(raw.get("run", {}), _RUN_KEYS, "run")
+    device = check.typed(run_t, "device", str, "auto", "run")
+    if device not in DEVICES:
+        raise check.fail("run.device", f"'{device}' is not one of {', '.join(DEVICES)}")
+    seed = check.typed(run_t, "seed", int, 0, "run")
+    run = RunSettings(name=check.typed(run_t, "name", str, "default", "run"), seed=seed, device=device,
+                      store=Path(check.typed(run_t, "store", str, "runs", "run")),
+                      leaderboards=Path(check.typed(run_t, "leaderboards", str, "leaderboards", "run")))
+
+    data_t = check.keys(raw.get("dataset"), _DATA_KEYS, "dataset") if "dataset" in raw else None
+    if data_t is None or "name" not in data_t:
+        raise check.fail("dataset.name", "missing; name a registered data set, e.g. \"synthetic-mammo\"")
+    split = data_t.get("split", [0.6, 0.2, 0.2])
+    if (not isinstance(split, list) or len(split) != 3 or not all(isinstance(s, (int, float)) for s in split)
+            or any(s <= 0 for s in split) or abs(sum(split) - 1.0) > 1e-6):
+        raise check.fail("dataset.split", f"expected three positive fractions [train, val, test] summing to 1, "
+                                          f"got {split!r}")
+    size = check.positive(data_t, "image_size", int, 64, "dataset")
+    if size < 32:
+        raise check.fail("dataset.image_size", f"must be at least 32 pixels, got {size}")
+    dataset = DatasetSpec(name=check.typed(data_t, "name", str, None, "dataset"), image_size=size, seed=seed,
+                          split=tuple(float(s) for s in split),
+                          options=dict(check.typed(data_t, "options", dict, {}, "dataset")))
+
+    base = _train_spec(check, check.keys(raw.get("training", {}), _TRAIN_KEYS, "training"), TrainSpec(), "training")
+    models = []
+    for i, item in enumerate(_entry_list(check, raw.get("models"), "models")):
+        where = f"models[{i}]"
+        check.keys(item, _TRAIN_KEYS | {"name", "options"}, where)
+        models.append(ModelSpec(item["name"], _train_spec(check, item, base, where),
+                                dict(check.typed(item, "options", dict, {}, where))))
+
+    defenses = []
+    for i, item in enumerate(_entry_list(check, raw.get("defenses", ["none"]), "defenses")):
+        check.keys(item, {"name", "options"}, f"defenses[{i}]")
+        defenses.append(DefenseSpec(item["name"], dict(check.typed(item, "options", dict, {}, f"defenses[{i}]"))))
+
+    attacks = []
+    for i, item in enumerate(_entry_list(check, raw.get("attacks"), "attacks")):
+        where = f"attacks[{i}]"
+        check.keys(item, {"name", "budgets", "options"}, where)
+        budgets = item.get("budgets", [])
+        if not isinstance(budgets, list):
+            raise check.fail(f"{where}.budgets", "expected a list such as [\"1/255\", \"2/255\"]")
+        try:
+            values = tuple(parse_budget(b) for b in budgets)
+        except ValueError as exc:
+            raise check.fail(f"{where}.budgets", str(exc)) from None
+        attacks.append(AttackSpec(item["name"], values, dict(check.typed(item, "options", dict, {}, where))))
+
+    attack_t = check.keys(raw.get("attack", {}), _ATTACK_SECTION_KEYS, "attack")
+    _no_duplicates(check, "models", [m.name for m in models])
+    _no_duplicates(check, "defenses", [d.name for d in defenses])
+    _no_duplicates(check, "attacks", [a.name for a in attacks])
+    return MatrixConfig(run, dataset, tuple(models), tuple(defenses), tuple(attacks), source,
+                        check.positive(attack_t, "batch_size", int, 64, "attack"))
+
+
+def _no_duplicates(check: _Checker, section: str, names: list[str]) -> None:
+    seen = {n for n in names if names.count(n) > 1}
+    if seen:
+        raise check.fail(section, f"'{sorted(seen)[0]}' is listed twice; list each entry once")
+
+
+def load_config(path: Path | str | None = None) -> MatrixConfig:
+    """Read and validate a TOML matrix config (the default config when path is None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BenchmarkError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise BenchmarkError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchmarkError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, str(path))

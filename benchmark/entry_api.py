@@ -1,0 +1,54 @@
+"""What an attack and a defense entry look like: the small contract contributors implement."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["AttackContext", "Defense", "THREATS", "ACCESS"]
+
+THREATS = ("linf", "l2", "semantic")
+ACCESS = ("white-box", "black-box", "transfer")
+
+
+@dataclass
+class AttackContext:
+    """What an attack may use besides (model, x, y, eps): device, seed, lesion masks, options, batch size."""
+
+    device: torch.device
+    seed: int
+    masks: torch.Tensor | None = None  # (B, 1, H, W) lesion masks of this batch, same device
+    options: dict = field(default_factory=dict)
+    batch_size: int = 64
+    differentiable: bool = True  # False when the defended model needs BPDA/EOT to be attacked honestly
+
+
+class Defense:
+    """Base class for defenses: override what you change. Declare `differentiable` and `claims` honestly."""
+
+    differentiable: bool = True  # False: the engine attacks it adaptively (BPDA/EOT), never naively
+    claims: tuple[str, ...] = ("linf", "l2", "semantic")  # threat models this defense claims to help against
+
+    def __init__(self, options: dict | None = None) -> None:
+        self.options = dict(options or {})
+
+    def training_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                       step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Change a training batch (adversarial training, augmentation); default: unchanged."""
+        return x, y
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model as deployed (input transformation, detector); default: the model itself."""
+        return model
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able facts for the leaderboard entry."""
+        return {"differentiable": self.differentiable, "claims": list(self.claims), "options": self.options}
+
+
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor as a float32 numpy array (I/O boundary only)."""
+    return t.detach().float().cpu().numpy()

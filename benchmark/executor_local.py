@@ -1,0 +1,69 @@
+"""Run a plan in this process: dependency order, cached stages skipped, failures contained to their cells."""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from benchmark.errors import BenchmarkError
+from benchmark.planner import Plan, Stage
+from benchmark.stages import RUNNERS, StageContext
+from benchmark.store import Store
+
+__all__ = ["StageOutcome", "run_plan"]
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage: done (computed now), cached, failed or skipped (an input failed)."""
+
+    key: str
+    kind: str
+    label: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    detail: list[str] = field(default_factory=list)
+
+
+def run_plan(plan: Plan, store: Store, ctx: StageContext, force: set[str] = frozenset(),
+             progress: bool = True) -> dict[str, StageOutcome]:
+    """Execute every stage not yet stored; `force` names stage kinds to recompute (and their dependents)."""
+    outcomes: dict[str, StageOutcome] = {}
+    recomputed: set[str] = set()
+    bar = tqdm(plan.stages, desc="matrix", unit="stage", disable=not progress, dynamic_ncols=True)
+    for stage in bar:
+        bar.set_postfix_str(stage.label[:60])
+        failed_inputs = [k for k in stage.deps.values() if outcomes[k].status in ("failed", "skipped")]
+        if failed_inputs:
+            outcomes[stage.key] = StageOutcome(stage.key, stage.kind, stage.label, "skipped",
+                                               error=f"input failed: {outcomes[failed_inputs[0]].label}")
+            continue
+        must = stage.kind in force or any(k in recomputed for k in stage.deps.values())
+        if store.has(stage.key) and not must:
+            outcomes[stage.key] = StageOutcome(stage.key, stage.kind, stage.label, "cached")
+            continue
+        outcomes[stage.key] = _execute(stage, store, ctx, must)
+        if outcomes[stage.key].status == "done":
+            recomputed.add(stage.key)
+    bar.close()
+    return outcomes
+
+
+def _execute(stage: Stage, store: Store, ctx: StageContext, force: bool) -> StageOutcome:
+    inputs = {role: store.path(key) for role, key in stage.deps.items()}
+    start = time.perf_counter()
+    record = {"kind": stage.kind, "label": stage.label, "params": stage.params, "deps": stage.deps}
+    try:
+        store.compute(stage.key, lambda out: RUNNERS[stage.kind](stage.params, inputs, out, ctx), record, force)
+    except KeyboardInterrupt:
+        raise
+    except BenchmarkError as exc:  # a user-fixable problem inside one cell: say it in one line, go on
+        return StageOutcome(stage.key, stage.kind, stage.label, "failed", time.perf_counter() - start, str(exc))
+    except Exception as exc:  # an entry's bug: keep the traceback for the run record, go on with the matrix
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return StageOutcome(stage.key, stage.kind, stage.label, "failed", time.perf_counter() - start,
+                            f"{type(exc).__name__}: {first}", traceback.format_exc().splitlines()[-12:])
+    return StageOutcome(stage.key, stage.kind, stage.label, "done", time.perf_counter() - start)

@@ -1,0 +1,28 @@
+"""Batched prediction: P(positive) for a stack of images, on the model's device, with AMP on CUDA."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.device import autocast
+
+__all__ = ["predict_proba", "positive_probability"]
+
+
+def positive_probability(logits: torch.Tensor) -> torch.Tensor:
+    """P(positive) from 2-class logits (extra outputs, e.g. a 'manipulated' class, are ignored here)."""
+    return torch.softmax(logits.float()[:, :2], dim=1)[:, 1]
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device,
+                  batch_size: int = 128) -> np.ndarray:
+    """P(positive) for every image, as float64 numpy."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
+        with autocast(device):
+            out.append(positive_probability(model(batch)).cpu())
+    return torch.cat(out).double().numpy() if out else np.zeros(0)

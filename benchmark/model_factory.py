@@ -1,0 +1,40 @@
+"""Build timm backbones for mammograms (1 channel, 2 classes, no pretrained download) and load local weights."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from benchmark.errors import BenchmarkError
+
+__all__ = ["create_timm", "load_checkpoint"]
+
+
+def create_timm(name: str, image_size: int, num_classes: int = 2, **kwargs: Any) -> nn.Module:
+    """timm.create_model(name) with in_chans=1 and pretrained=False; kwargs pass through (e.g. img_size)."""
+    if kwargs.pop("pretrained", False):
+        raise BenchmarkError(f"model {name}: pretrained weights cannot be downloaded here; "
+                             "give a local file as checkpoint = \"path\" instead")
+    return timm.create_model(name, pretrained=False, in_chans=1, num_classes=num_classes, **kwargs)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Load a local state_dict safely (weights_only=True refuses pickles that would run code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchmarkError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError for unsafe pickles, RuntimeError for junk
+        raise BenchmarkError(f"checkpoint {path} refused: not a plain weights file "
+                             f"({type(exc).__name__}); save it with torch.save(model.state_dict(), path)") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise BenchmarkError(f"checkpoint {path} does not fit this model: {first}") from None

@@ -1,0 +1,87 @@
+"""The one front door for running: validate, plan, execute, record, and write the leaderboard."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from benchmark.config import MatrixConfig
+from benchmark.device import resolve_device
+from benchmark.errors import BenchmarkError
+from benchmark.executor_local import StageOutcome, run_plan
+from benchmark.leaderboard import build_entries, write_leaderboard
+from benchmark.planner import STAGE_KINDS, Plan, plan_matrix
+from benchmark.results import collect_cells, git_commit, versions, write_run
+from benchmark.stages import StageContext
+from benchmark.store import Store
+
+__all__ = ["RunResult", "run", "check_writable"]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its record folder, every stage's outcome, the results table, the leaderboard path."""
+
+    run_dir: Path
+    plan: Plan
+    outcomes: dict[str, StageOutcome]
+    table: pd.DataFrame
+    leaderboard: Path | None
+    seconds: float
+
+    @property
+    def failed(self) -> list[StageOutcome]:
+        """Stages that failed or were skipped because an input failed."""
+        return [o for o in self.outcomes.values() if o.status in ("failed", "skipped")]
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Fail before any work when path cannot be created or written (probe, then remove the probe)."""
+    probe_at = path
+    while not probe_at.exists():
+        probe_at = probe_at.parent
+    if not probe_at.is_dir():
+        raise BenchmarkError(f"{what} folder {path} cannot be created: {probe_at} is a file, not a folder")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=probe_at)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise BenchmarkError(f"{what} folder {path} is not writable ({exc.strerror}); "
+                             f"choose another with run.{what} in the config") from None
+
+
+def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
+        leaderboard: bool = True) -> RunResult:
+    """Run every cell of config not already stored; write run records and (for matrices) the leaderboard."""
+    started = time.time()
+    for kind in force:
+        if kind not in STAGE_KINDS:
+            raise BenchmarkError(f"--force {kind}: unknown stage; choose from {', '.join(STAGE_KINDS)}")
+    plan = plan_matrix(config)  # unknown names and bad budgets fail here, before anything is written
+    device = resolve_device(config.run.device)
+    check_writable(config.run.store, "store")
+    if leaderboard:
+        check_writable(config.run.leaderboards, "leaderboards")
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    store = Store(config.run.store)
+    outcomes = run_plan(plan, store, StageContext(device, config.attack_batch_size), set(force), progress)
+    cells = collect_cells(plan, store, outcomes)
+    run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(started)) + f"-{config.digest()[:8]}"
+    run_dir = config.run.store / "records" / run_id
+    table = write_run(run_dir, config, outcomes, cells, str(device), started)
+    (config.run.store / "records" / "LATEST").write_text(run_id + "\n")
+    board = None
+    if leaderboard and cells:
+        provenance = {"config_digest": config.digest(), "seed": config.run.seed, "device": str(device),
+                      "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "versions": versions(),
+                      "run_id": run_id, "image_size": config.dataset.image_size}
+        entries = build_entries(cells, config.dataset.name, provenance)
+        board = write_leaderboard(config.run.leaderboards / config.dataset.name, entries, config.dataset.name)
+    return RunResult(run_dir, plan, outcomes, table, board, time.time() - started)

@@ -1,0 +1,40 @@
+"""Stage functions: each a pure function of (params, input artifacts) that writes one artifact folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+__all__ = ["StageContext", "RUNNERS", "runner_version"]
+
+
+@dataclass
+class StageContext:
+    """What every stage may use besides its params: the device and the attack batch size."""
+
+    device: torch.device
+    attack_batch_size: int = 64
+
+
+Runner = Callable[[dict, dict[str, Path], Path, StageContext], None]
+
+
+def _runners() -> dict[str, Runner]:
+    from benchmark.stages import attack, data, score, train
+
+    return {"data": data.run, "train": train.run, "attack": attack.run, "score": score.run}
+
+
+RUNNERS = _runners()
+
+
+def runner_version(kind: str) -> str:
+    """A hash of the stage module's source: changing how a stage computes changes its keys."""
+    import hashlib
+    import inspect
+    import sys
+
+    module = sys.modules[RUNNERS[kind].__module__]
+    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:12]

@@ -1,0 +1,78 @@
+"""Stage `attack`: adversarial versions of the test split against one deployed model, at one budget."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.config import budget_label
+from benchmark.device import seed_everything
+from benchmark.entry_api import AttackContext
+from benchmark.errors import BenchmarkError
+from benchmark.inference import predict_proba
+from benchmark.registry import get_entry
+from benchmark.stages import data as data_stage
+from benchmark.stages import train as train_stage
+
+__all__ = ["run", "load"]
+
+
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+    """Attack every test image in batches; save float32 adversarial images and their scores."""
+    seed_everything(params["seed"])
+    entry = get_entry("attacks", params["attack"]["name"])
+    data = data_stage.load(inputs["data"])
+    test = data.subset("test")
+    device, batch_size = ctx.device, ctx.attack_batch_size
+    model, defense, _ = train_stage.load(inputs["train"], params["train"], data.images.shape[-1], device)
+    eps, threat = float(params["budget"]), entry.meta.get("threat", "linf")
+    pieces = []
+    start = time.perf_counter()
+    label = f"{params['attack']['name']}@{budget_label(eps)} on {params['train']['model']['name']}+{defense_name(params)}"
+    for i in tqdm(range(0, len(test), batch_size), desc=label, unit="batch", leave=False, dynamic_ncols=True):
+        x = torch.as_tensor(test.images[i:i + batch_size]).to(device)
+        y = torch.as_tensor(test.labels[i:i + batch_size], dtype=torch.long).to(device)
+        masks = torch.as_tensor(test.masks[i:i + batch_size]).to(device)
+        actx = AttackContext(device, params["seed"] + i, masks, dict(params["attack"]["options"]), batch_size,
+                             defense.differentiable)
+        x_adv = entry.obj(model, x, y, eps, actx)
+        pieces.append(_checked(x_adv, x, eps, threat, params["attack"]["name"]).detach().float().cpu())
+    seconds = time.perf_counter() - start
+    x_adv = torch.cat(pieces).numpy() if pieces else np.zeros_like(test.images)
+    scores = predict_proba(model, x_adv, device)
+    np.savez(out / "adversarial.npz", images=x_adv, scores=scores)
+    (out / "attack.json").write_text(json.dumps({
+        "attack": params["attack"]["name"], "budget": eps, "threat": threat,
+        "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
+        "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}, indent=1))
+
+
+def defense_name(params: dict) -> str:
+    """The defense's name in an attack stage's params."""
+    return params["train"]["defense"]["name"]
+
+
+def _checked(x_adv: torch.Tensor, x: torch.Tensor, eps: float, threat: str, name: str) -> torch.Tensor:
+    """Refuse an attack output of the wrong shape, with NaNs, or outside its declared budget."""
+    if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
+        shape = tuple(x_adv.shape) if hasattr(x_adv, "shape") else type(x_adv).__name__
+        raise BenchmarkError(f"attack {name} returned {shape}, expected a tensor of shape {tuple(x.shape)}")
+    if not torch.isfinite(x_adv).all():
+        raise BenchmarkError(f"attack {name} returned NaN or infinite pixels")
+    x_adv = x_adv.clamp(0, 1)
+    delta = (x_adv - x).flatten(1)
+    if threat == "linf" and float(delta.abs().max()) > eps + 1e-5:
+        raise BenchmarkError(f"attack {name} exceeded its L-inf budget {eps:.5g}: {float(delta.abs().max()):.5g}")
+    if threat == "l2" and float(delta.norm(dim=1).max()) > eps * (1 + 1e-4) + 1e-6:
+        raise BenchmarkError(f"attack {name} exceeded its L2 budget {eps:.5g}")
+    return x_adv
+
+
+def load(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Adversarial images, their P(positive) and the attack record of an attack artifact."""
+    with np.load(path / "adversarial.npz", allow_pickle=False) as z:
+        return z["images"], z["scores"], json.loads((path / "attack.json").read_text())

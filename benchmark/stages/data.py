@@ -1,0 +1,62 @@
+"""Stage `data`: build the data set through its entry, split it by patient, save arrays once."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.config import DatasetSpec
+from benchmark.errors import BenchmarkError
+from benchmark.imageset import SPLITS, ImageSet
+from benchmark.registry import get_entry
+
+__all__ = ["run", "load", "patient_split"]
+
+
+def patient_split(patients: np.ndarray, labels: np.ndarray, fractions: tuple[float, float, float],
+                  seed: int) -> np.ndarray:
+    """Assign train/val/test per patient (no patient in two splits), stratified by whether a patient is positive."""
+    out = np.empty(len(patients), dtype="<U5")
+    rng = np.random.default_rng(seed)
+    uniq, inverse = np.unique(patients, return_inverse=True)
+    positive = np.zeros(len(uniq), dtype=bool)
+    np.logical_or.at(positive, inverse, labels == 1)
+    patient_split_of = np.empty(len(uniq), dtype="<U5")
+    for group in (np.flatnonzero(positive), np.flatnonzero(~positive)):
+        order = rng.permutation(group)
+        cuts = np.round(np.cumsum(fractions)[:2] * len(order)).astype(int)
+        for name, part in zip(SPLITS, np.split(order, cuts)):
+            patient_split_of[part] = name
+    out[:] = patient_split_of[inverse]
+    return out
+
+
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+    """Make the data set artifact: imageset.npz plus summary.json."""
+    spec = DatasetSpec(**{**params["dataset"], "split": tuple(params["dataset"]["split"])})
+    entry = get_entry("datasets", spec.name)
+    (out / "source").mkdir()
+    data: ImageSet = entry.obj(spec, out / "source")
+    if not np.isfinite(data.images).all() or data.images.min() < 0 or data.images.max() > 1:
+        raise BenchmarkError(f"data set {spec.name}: images must be finite and in [0, 1]")
+    if data.images.shape[-2:] != (spec.image_size, spec.image_size):
+        raise BenchmarkError(f"data set {spec.name}: returned {data.images.shape[-2:]} images, "
+                             f"config asked for {spec.image_size}")
+    if data.splits is None:
+        data.splits = patient_split(data.patients, data.labels, spec.split, spec.seed)
+    summary = {"dataset": spec.name, "image_size": spec.image_size, "meta": data.meta, "splits": {}}
+    for split in SPLITS:
+        labels = data.labels[data.splits == split]
+        if len(set(labels.tolist())) < 2:
+            raise BenchmarkError(f"data set {spec.name}: split '{split}' has {len(labels)} images and not both "
+                                 "classes; use more images or other split fractions")
+        summary["splits"][split] = {"n": int(len(labels)), "positives": int(labels.sum())}
+    data.save(out / "imageset.npz")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+
+
+def load(path: Path) -> ImageSet:
+    """The ImageSet stored in a data artifact."""
+    meta = json.loads((path / "summary.json").read_text())
+    return ImageSet.load(path / "imageset.npz", meta=meta)

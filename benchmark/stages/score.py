@@ -1,0 +1,48 @@
+"""Stage `score`: one metrics row per cell, plus per-image flags for paired comparisons."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.metrics import attack_outcome, classification_metrics, to_jsonable
+from benchmark.perturbation import perturbation_metrics
+from benchmark.stages import attack as attack_stage
+from benchmark.stages import data as data_stage
+
+__all__ = ["run", "load"]
+
+
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+    """Score clean and adversarial predictions of one (model, defense, attack, budget) cell."""
+    test = data_stage.load(inputs["data"]).subset("test")
+    train_info = json.loads((inputs["train"] / "train.json").read_text())
+    with np.load(inputs["train"] / "predictions.npz", allow_pickle=False) as z:
+        clean_scores = z["test"]
+    adv_images, adv_scores, attack_info = attack_stage.load(inputs["attack"])
+    threshold = float(train_info["threshold"])
+    clean_pred = (clean_scores >= threshold).astype(int)
+    adv_pred = (adv_scores >= threshold).astype(int)
+    outcome = attack_outcome(test.labels, clean_pred, adv_pred)
+    row = {
+        "model": params["cell"]["model"], "defense": params["cell"]["defense"],
+        "attack": params["cell"]["attack"], "budget": params["cell"]["budget"],
+        "threat": attack_info["threat"], "access": attack_info["access"], "adaptive": attack_info["adaptive"],
+        "clean": classification_metrics(test.labels, clean_scores, threshold),
+        "attack_outcome": outcome.summary,
+        "perturbation": perturbation_metrics(test.images, adv_images),
+        "attack_seconds": attack_info["seconds"], "images_per_s": attack_info["images_per_s"],
+        "train_seconds": train_info["seconds"], "val_auc": train_info["val_auc"], "threshold": threshold,
+        "n_test": int(len(test)),
+    }
+    (out / "row.json").write_text(json.dumps(to_jsonable(row), indent=1))
+    np.savez(out / "flags.npz", ids=test.ids.astype(str), labels=test.labels,
+             clean_correct=clean_pred == test.labels, robust=outcome.flags, fooled=outcome.fooled)
+
+
+def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The metrics row and the per-image flags of a score artifact."""
+    with np.load(path / "flags.npz", allow_pickle=False) as z:
+        flags = {k: z[k] for k in z.files}
+    return json.loads((path / "row.json").read_text()), flags

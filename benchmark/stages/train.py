@@ -1,0 +1,69 @@
+"""Stage `train`: a model (with its defense's training changes) trained on the train split, best by val AUC."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
+from benchmark.device import prepare_model, seed_everything
+from benchmark.entry_api import Defense
+from benchmark.inference import predict_proba
+from benchmark.metrics import choose_threshold
+from benchmark.model_factory import load_checkpoint
+from benchmark.registry import get_entry
+from benchmark.stages import data as data_stage
+from benchmark.training import train_classifier
+
+__all__ = ["run", "load"]
+
+
+def build(model_spec: ModelSpec, defense_spec: DefenseSpec, image_size: int) -> tuple[nn.Module, Defense]:
+    """Fresh model and defense objects from their registry entries."""
+    model = get_entry("models", model_spec.name).obj(image_size, **model_spec.options)
+    defense = get_entry("defenses", defense_spec.name).obj(defense_spec.options)
+    return model, defense
+
+
+def _specs(params: dict) -> tuple[ModelSpec, DefenseSpec]:
+    m = params["model"]
+    return (ModelSpec(m["name"], TrainSpec(**m["train"]), m["options"]),
+            DefenseSpec(params["defense"]["name"], params["defense"]["options"]))
+
+
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+    """Train, choose the operating threshold on validation, save weights and clean predictions."""
+    seed_everything(params["seed"])
+    data = data_stage.load(inputs["data"])
+    model_spec, defense_spec = _specs(params)
+    model, defense = build(model_spec, defense_spec, data.images.shape[-1])
+    if model_spec.train.checkpoint:
+        load_checkpoint(model, model_spec.train.checkpoint)
+    device = ctx.device
+    model = prepare_model(model, device)
+    result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
+                              params["seed"], label=f"train {model_spec.name}+{defense_spec.name}")
+    deployed = defense.wrap(model)
+    val, test = data.subset("val"), data.subset("test")
+    val_scores = predict_proba(deployed, val.images, device)
+    test_scores = predict_proba(deployed, test.images, device)
+    threshold = choose_threshold(val.labels, val_scores)
+    torch.save({k: v.detach().cpu() for k, v in result.state_dict.items()}, out / "model.pt")
+    np.savez(out / "predictions.npz", val=val_scores, test=test_scores)
+    (out / "train.json").write_text(json.dumps({
+        "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
+        "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
+        "seconds": result.seconds, "history": result.history,
+        "parameters": sum(p.numel() for p in model.parameters())}, indent=1))
+
+
+def load(path: Path, params: dict, image_size: int, device: torch.device) -> tuple[nn.Module, Defense, dict]:
+    """The deployed (defense-wrapped) model from a train artifact, its defense and its train.json."""
+    model_spec, defense_spec = _specs(params)
+    model, defense = build(model_spec, defense_spec, image_size)
+    model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
+    model = prepare_model(model, device).eval()
+    return defense.wrap(model), defense, json.loads((path / "train.json").read_text())

@@ -1,0 +1,1 @@
+"""Built-in datasets: each module registers entries with a decorator; loaded as benchmark.datasets."""

@@ -1,0 +1,1 @@
+"""Built-in defenses: each module registers entries with a decorator; loaded as benchmark.defenses."""
