@@ -14,7 +14,7 @@ from benchmark.registry import KINDS, list_entries
 
 __all__ = ["main"]
 
-_console = Console(stderr=False, highlight=False)
+_console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)  # logs: no truncation
 
 
 def _parser() -> argparse.ArgumentParser:

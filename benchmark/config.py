@@ -166,7 +166,8 @@ def parse_budget(value: Any) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            return float(Fraction(value.replace(" ", "")))
+            num, _, den = value.replace(" ", "").partition("/")
+            return float(Fraction(num) / Fraction(den or "1"))
         except (ValueError, ZeroDivisionError) as exc:
             raise ValueError(f"cannot read budget {value!r}; write a number or a fraction like '2/255'") from exc
     raise ValueError(f"cannot read budget {value!r}; write a number or a fraction like '2/255'")

@@ -71,7 +71,7 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
     if device.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
     store = Store(config.run.store)
-    outcomes = run_plan(plan, store, StageContext(device, config.attack_batch_size), set(force), progress)
+    outcomes = run_plan(plan, store, StageContext(device, config.attack_batch_size, progress), set(force), progress)
     cells = collect_cells(plan, store, outcomes)
     run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(started)) + f"-{config.digest()[:8]}"
     run_dir = config.run.store / "records" / run_id

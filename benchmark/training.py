@@ -58,7 +58,7 @@ def _cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 
 def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: TrainSpec, defense: Defense,
                      device: torch.device, seed: int, label: str = "train",
-                     loss_fn: LossFn | None = None) -> TrainResult:
+                     loss_fn: LossFn | None = None, progress: bool = True) -> TrainResult:
     """Train model in place on train, keep the weights with the best validation AUC."""
     loss_fn = loss_fn or _cross_entropy
     rng = np.random.default_rng(seed)
@@ -73,7 +73,7 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: Tra
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
     best = TrainResult(copy.deepcopy(model.state_dict()), -1, float("-inf"))
     start, step = time.perf_counter(), 0
-    bar = tqdm(total=total, desc=label, unit="step", leave=False, dynamic_ncols=True)
+    bar = tqdm(total=total, desc=label, unit="step", leave=False, dynamic_ncols=True, disable=not progress)
     for epoch in range(spec.epochs):
         model.train()
         running, seen = 0.0, 0

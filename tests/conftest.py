@@ -1,42 +1,38 @@
-"""Shared fixtures: a tiny registered data set for engine tests, and configs that write into tmp folders."""
+"""Shared fixtures: a test plugin installed through real entry points, and tiny configs under tmp folders."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from benchmark.config import MatrixConfig, parse_config
-from benchmark.imageset import ImageSet
-from benchmark.registry import get_registry, load_all, register_dataset
 
-load_all()
-
-
-def _tiny_blobs(spec, workdir: Path) -> ImageSet:
-    """Tiny test set: smooth noise, positives carry a bright disc (engine tests only)."""
-    n = int(spec.options.get("count", 96))
-    s = spec.image_size
-    rng = np.random.default_rng(spec.seed)
-    noise = rng.normal(0.4, 0.08, (n, 1, s // 4, s // 4)).repeat(4, 2).repeat(4, 3)
-    labels = np.arange(n) % 2
-    yy, xx = np.mgrid[:s, :s]
-    masks = np.zeros((n, 1, s, s), np.uint8)
-    for i in np.flatnonzero(labels):
-        cy, cx = rng.integers(s // 4, 3 * s // 4, 2)
-        masks[i, 0] = (yy - cy) ** 2 + (xx - cx) ** 2 <= (s // 8) ** 2
-    images = np.clip(noise + 0.35 * masks, 0, 1).astype(np.float32)
-    ids = np.array([f"img{i:04d}" for i in range(n)])
-    return ImageSet(images, labels.astype(np.int64), masks, ids, ids.copy(), None, {"positive": "bright disc"})
+PLUGINS = Path(__file__).parent / "plugins"
+SITE = Path(__file__).parent / "plugins" / "site"
 
 
-if "tiny-blobs" not in get_registry("datasets").names():
-    register_dataset("tiny-blobs")(_tiny_blobs)
+def _install_test_plugin() -> None:
+    """Make the tinyplugin distribution discoverable (a dist-info folder on sys.path, as pip would leave)."""
+    info = SITE / "tinyplugin-0.1.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[benchmark.datasets]\ntiny-blobs = tinyplugin:tiny_blobs\n\n"
+        "[benchmark.attacks]\nbroken = tinyplugin:broken_attack\nwrong-shape = tinyplugin:wrong_shape_attack\n")
+    for path in (str(PLUGINS), str(SITE)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), str(SITE), os.environ.get("PYTHONPATH", "")])
 
 
-def tiny_config(tmp_path: Path, **overrides) -> MatrixConfig:
-    """A one-model matrix on tiny-blobs that writes only under tmp_path."""
-    raw = {
+_install_test_plugin()
+
+
+def tiny_raw(tmp_path: Path) -> dict:
+    """The raw TOML dict of a one-model matrix on tiny-blobs that writes only under tmp_path."""
+    return {
         "run": {"seed": 0, "device": "cpu", "store": str(tmp_path / "runs"),
                 "leaderboards": str(tmp_path / "leaderboards")},
         "dataset": {"name": "tiny-blobs", "image_size": 32, "options": {"count": 96}},
@@ -45,9 +41,37 @@ def tiny_config(tmp_path: Path, **overrides) -> MatrixConfig:
         "defenses": ["none"],
         "attacks": [{"name": "fgsm", "budgets": ["2/255", "8/255"]}],
     }
-    for key, value in overrides.items():
-        raw[key] = value
-    return parse_config(raw, "tiny.toml")
+
+
+def tiny_config(tmp_path: Path, **overrides: object) -> MatrixConfig:
+    """tiny_raw with top-level sections replaced, validated."""
+    return parse_config({**tiny_raw(tmp_path), **overrides}, "tiny.toml")
+
+
+def write_toml(path: Path, raw: dict) -> Path:
+    """Write a raw config dict as TOML (small writer: tables, arrays of tables, scalars, lists)."""
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+    lines = []
+    for section, body in raw.items():
+        if isinstance(body, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {value(v)}" for k, v in body.items()]
+        else:
+            for item in body:
+                lines.append(f"[[{section}]]")
+                item = {"name": item} if isinstance(item, str) else item
+                lines += [f"{k} = {value(v)}" for k, v in item.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ __all__ = ["StageContext", "RUNNERS", "runner_version"]
 
 @dataclass
 class StageContext:
-    """What every stage may use besides its params: the device and the attack batch size."""
+    """What every stage may use besides its params: the device, the attack batch size, progress bars on or off."""
 
     device: torch.device
     attack_batch_size: int = 64
+    progress: bool = True
 
 
 Runner = Callable[[dict, dict[str, Path], Path, StageContext], None]

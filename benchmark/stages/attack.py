@@ -33,7 +33,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     pieces = []
     start = time.perf_counter()
     label = f"{params['attack']['name']}@{budget_label(eps)} on {params['train']['model']['name']}+{defense_name(params)}"
-    for i in tqdm(range(0, len(test), batch_size), desc=label, unit="batch", leave=False, dynamic_ncols=True):
+    for i in tqdm(range(0, len(test), batch_size), desc=label, unit="batch", leave=False, dynamic_ncols=True,
+                  disable=not ctx.progress):
         x = torch.as_tensor(test.images[i:i + batch_size]).to(device)
         y = torch.as_tensor(test.labels[i:i + batch_size], dtype=torch.long).to(device)
         masks = torch.as_tensor(test.masks[i:i + batch_size]).to(device)

@@ -45,7 +45,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     device = ctx.device
     model = prepare_model(model, device)
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
-                              params["seed"], label=f"train {model_spec.name}+{defense_spec.name}")
+                              params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
+                              progress=ctx.progress)
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")
     val_scores = predict_proba(deployed, val.images, device)

@@ -1,0 +1,115 @@
+"""The built-in synthetic mammography data set: generated, written as DICOM MG, read back through the DICOM path."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.dicom_io import SyntheticDicomMeta, quantize, read_mammogram, transform_mask, write_mammogram
+from benchmark.errors import BenchmarkError
+from benchmark.imageset import ImageSet
+from benchmark.registry import register_dataset
+from benchmark.synthetic_mammo import MASK_CALCIFICATION, SynthConfig, generate
+
+__all__ = ["OPTIONS", "parse_options", "synthetic_mammo"]
+
+FIELD_OF_VIEW_MM = 204.8  # default native_size * pixel_spacing_mm: room for a 9-14 cm deep compressed breast
+POSITIVE = "lesion present (mass and/or calcification cluster)"
+OPTIONS: dict[str, tuple[Any, str]] = {
+    "count": (1000, "an integer >= 2 (images; two views per synthetic patient)"),
+    "positive_fraction": (0.5, "a number in (0, 1)"),
+    "native_size": (256, "an integer in [128, 4096] (square side of the written DICOM, pixels)"),
+    "pixel_spacing_mm": (None, f"a number in [0.05, 1.6] with native_size * spacing in [150, 420] mm "
+                               f"(default {FIELD_OF_VIEW_MM} / native_size)"),
+    "mlo_fraction": (0.5, "a number in [0, 1] (0.5: every patient has a CC and an MLO view)"),
+    "mass_diameter_mm": ([10.0, 30.0], "two numbers [min, max] within [5, 50]"),
+    "bits_stored": (12, "an integer in [10, 16]"),
+}
+
+
+def _bad(key: str, value: Any) -> BenchmarkError:
+    return BenchmarkError(f"dataset.options.{key} = {value!r} is invalid for synthetic-mammo: use {OPTIONS[key][1]}")
+
+
+def _number(key: str, value: Any, lo: float, hi: float, integer: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (integer and value != int(value)) or not lo <= value <= hi:
+        raise _bad(key, value)
+    return int(value) if integer else float(value)
+
+
+def parse_options(options: dict[str, Any], image_size: int) -> tuple[SynthConfig, int, int]:
+    """Validate dataset.options into a generator config, the image count and BitsStored."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise BenchmarkError(f"dataset.options.{unknown[0]} is not an option of synthetic-mammo; "
+                             f"allowed: {', '.join(OPTIONS)}")
+    opt = {k: options.get(k, default) for k, (default, _) in OPTIONS.items()}
+    count = _number("count", opt["count"], 2, 10_000_000, integer=True)
+    fraction = _number("positive_fraction", opt["positive_fraction"], 0.0, 1.0)
+    if not 0 < fraction < 1:
+        raise _bad("positive_fraction", fraction)
+    native = _number("native_size", opt["native_size"], 128, 4096, integer=True)
+    spacing = FIELD_OF_VIEW_MM / native if opt["pixel_spacing_mm"] is None else opt["pixel_spacing_mm"]
+    spacing = _number("pixel_spacing_mm", spacing, 0.05, 1.6)
+    if not 150 <= native * spacing <= 420:
+        raise _bad("pixel_spacing_mm", opt["pixel_spacing_mm"])
+    diam = opt["mass_diameter_mm"]
+    if not isinstance(diam, (list, tuple)) or len(diam) != 2:
+        raise _bad("mass_diameter_mm", diam)
+    lo, hi = (_number("mass_diameter_mm", d, 5, 50) for d in diam)
+    if lo > hi:
+        raise _bad("mass_diameter_mm", diam)
+    # Specks must stay about one output pixel wide after the breast (about 0.9 of the field) is resized.
+    min_speck = max(1.5, 0.9 * native / image_size)
+    config = SynthConfig(native, spacing, fraction, _number("mlo_fraction", opt["mlo_fraction"], 0, 1),
+                         (lo, hi), min_speck)
+    return config, count, _number("bits_stored", opt["bits_stored"], 10, 16, integer=True)
+
+
+@register_dataset("synthetic-mammo")
+def synthetic_mammo(spec: Any, workdir: Path) -> ImageSet:
+    """Procedural synthetic mammograms (1/f^beta parenchyma, masses, calcifications) written as DICOM MG."""
+    size = int(spec.image_size)
+    if size < 16:
+        raise BenchmarkError(f"image_size {size} is too small for synthetic-mammo; use 16 or more")
+    config, count, bits = parse_options(dict(spec.options or {}), size)
+    workdir = Path(workdir)
+    (workdir / "dicom").mkdir(parents=True, exist_ok=True)
+    images = np.zeros((count, 1, size, size), np.float32)
+    masks = np.zeros((count, 1, size, size), np.uint8)
+    native_masks = np.zeros((count, config.native_size, config.native_size), np.uint8)
+    rows = []
+    for m in generate(config, count, int(spec.seed)):
+        i, case = m.index, m.case
+        image_id, patient = f"syn-{i:06d}", f"synp-{case.patient:06d}"
+        path = workdir / "dicom" / f"{image_id}.dcm"
+        meta = SyntheticDicomMeta(image_id, case.patient, m.view, case.laterality, config.pixel_spacing_mm,
+                                  bits, int(spec.seed))
+        write_mammogram(path, quantize(m.image, bits), meta)
+        arr, info = read_mammogram(path, size)  # always through the DICOM path, as real data would go
+        images[i, 0] = arr
+        masks[i, 0] = transform_mask(m.lesion_mask, info) > 0
+        native_masks[i] = m.lesion_mask
+        rows.append({"id": image_id, "patient": patient, "label": case.label, "view": m.view,
+                     "laterality": case.laterality, "density": case.density, "lesion_type": case.lesion_type,
+                     "mass_margin": case.mass_margin, "mass_diameter_mm": round(case.mass_diameter_mm, 2),
+                     "n_calcifications": case.n_specks if "calcification" in case.lesion_type else 0,
+                     "beta": round(m.beta, 3), "file": f"dicom/{image_id}.dcm"})
+    with open(workdir / "labels.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    ids = np.array([r["id"] for r in rows])
+    np.savez_compressed(workdir / "masks.npz", masks=native_masks, ids=ids)
+    labels = np.array([r["label"] for r in rows], np.int64)
+    meta = {"positive": POSITIVE, "pixel_spacing_mm": config.pixel_spacing_mm,
+            "native_size": config.native_size, "field_of_view_mm": round(config.native_size * config.pixel_spacing_mm, 2),
+            "bits_stored": bits, "mass_diameter_mm": list(config.mass_diameter_mm),
+            "calcification_min_speck_px": round(config.min_speck_px, 3),
+            "native_masks": f"masks.npz (values 1 mass, {MASK_CALCIFICATION} calcification cluster, native pixels)",
+            "synthetic": True, "positives": int(labels.sum()), "images": count}
+    return ImageSet(images, labels, masks, ids, np.array([r["patient"] for r in rows]), None, meta)

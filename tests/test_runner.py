@@ -1,0 +1,96 @@
+"""Running matrices in-process: caching, reproducibility, contained failures, leaderboards."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.runner import run
+from benchmark.store import Store
+from conftest import tiny_config
+
+TIMING = ["attack_seconds", "images_per_s", "train_seconds"]
+
+
+def _metrics(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=TIMING).sort_values(["attack", "budget"]).reset_index(drop=True)
+
+
+def test_rerun_does_no_work_and_gives_the_same_table(tiny) -> None:
+    first = run(tiny, progress=False)
+    assert {o.status for o in first.outcomes.values()} == {"done"}
+    second = run(tiny, progress=False)
+    assert {o.status for o in second.outcomes.values()} == {"cached"}
+    pd.testing.assert_frame_equal(first.table, second.table)
+    row = first.table.set_index("budget").sort_index()
+    assert row["clean_accuracy"].iloc[0] > 0.8  # the tiny set is easy
+    # a bigger budget fools at least as many images as a smaller one
+    assert row["attack_outcome_robust_accuracy"].iloc[1] <= row["attack_outcome_robust_accuracy"].iloc[0]
+
+
+def test_same_seed_same_results_twice(tmp_path: Path) -> None:
+    a = run(tiny_config(tmp_path / "a"), progress=False)
+    b = run(tiny_config(tmp_path / "b"), progress=False)
+    pd.testing.assert_frame_equal(_metrics(a.table), _metrics(b.table))
+    train_a = [s for s in a.plan.stages if s.kind == "train"][0]
+    wa = torch.load(Store(tmp_path / "a" / "runs").path(train_a.key) / "model.pt", weights_only=True)
+    wb = torch.load(Store(tmp_path / "b" / "runs").path(train_a.key) / "model.pt", weights_only=True)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = run(tiny_config(tmp_path / "c", run={"seed": 1, "device": "cpu", "store": str(tmp_path / "c" / "runs"),
+                                             "leaderboards": str(tmp_path / "c" / "lb")}), progress=False)
+    assert not _metrics(a.table)["clean_threshold"].equals(_metrics(c.table)["clean_threshold"])
+
+
+def test_failing_cells_are_contained(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, attacks=[{"name": "fgsm", "budgets": ["2/255"]},
+                                            {"name": "broken", "budgets": ["2/255"]},
+                                            {"name": "wrong-shape", "budgets": ["2/255"]}])
+    result = run(config, progress=False)
+    status = {o.label: (o.status, o.error) for o in result.outcomes.values()}
+    assert status["attack broken@2/255 vs resnet10t+none"] == (
+        "failed", "RuntimeError: this attack is broken on purpose")
+    assert status["score broken@2/255 vs resnet10t+none"][0] == "skipped"
+    assert "attack wrong-shape returned (20, 1, 31, 32), expected a tensor of shape (20, 1, 32, 32)" in \
+        status["attack wrong-shape@2/255 vs resnet10t+none"][1]
+    assert status["score fgsm@2/255 vs resnet10t+none"][0] == "done"
+    assert list(result.table["attack"]) == ["fgsm"]
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["counts"] == {"done": 4, "cached": 0, "failed": 2, "skipped": 2}
+
+
+def test_force_recomputes_a_stage_kind_and_its_dependents(tiny) -> None:
+    run(tiny, progress=False)
+    forced = run(tiny, force=("train",), progress=False)
+    by_kind = {}
+    for o in forced.outcomes.values():
+        by_kind.setdefault(o.kind, set()).add(o.status)
+    assert by_kind == {"data": {"cached"}, "train": {"done"}, "attack": {"done"}, "score": {"done"}}
+
+
+def test_growing_a_matrix_computes_only_new_cells(tmp_path: Path) -> None:
+    run(tiny_config(tmp_path), progress=False)
+    grown = run(tiny_config(tmp_path, attacks=[{"name": "fgsm", "budgets": ["2/255", "8/255", "4/255"]}]),
+                progress=False)
+    done = sorted(o.label for o in grown.outcomes.values() if o.status == "done")
+    assert done == ["attack fgsm@4/255 vs resnet10t+none", "score fgsm@4/255 vs resnet10t+none"]
+
+
+def test_leaderboard_entries_and_markdown(tiny) -> None:
+    result = run(tiny, progress=False)
+    folder = tiny.run.leaderboards / "tiny-blobs"
+    entry = json.loads((folder / "entries" / "resnet10t--none.json").read_text())
+    per_attack = [a["attack_outcome"]["robust_accuracy"]["value"] for a in entry["attacks"]]
+    worst = entry["worst_case_robust_accuracy"]
+    assert worst["value"] <= min(per_attack)
+    assert worst["lo"] <= worst["value"] <= worst["hi"]
+    assert entry["config_digest"] == tiny.digest() and entry["seed"] == 0
+    text = (folder / "leaderboard.md").read_text()
+    assert "| 1 | resnet10t | none |" in text and "fgsm@2/255" in text and "fgsm@8/255" in text
+    assert result.leaderboard == folder / "leaderboard.md"
+    assert json.loads((folder / "leaderboard.json").read_text())[0]["model"] == "resnet10t"
+    with np.load(Store(tiny.run.store).path(result.plan.cells[0].key) / "flags.npz") as flags:
+        assert flags["robust"].dtype == bool and len(flags["robust"]) == entry["n_test"]
