@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import inspect
 import pkgutil
-import sys
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
+from benchmark.code_version import object_version
 from benchmark.errors import BenchmarkError
 
 __all__ = ["KINDS", "Entry", "Registry", "get_registry", "register_model", "register_attack",
@@ -38,16 +37,6 @@ def _first_line(obj: Any) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else "(no description)"
 
 
-def _code_version(obj: Any) -> str:
-    """Hash of the source of the module that defines obj: a change to the entry's file changes its stage keys."""
-    module = sys.modules.get(getattr(obj, "__module__", ""), None)
-    try:
-        text = inspect.getsource(module) if module is not None else inspect.getsource(obj)
-    except (OSError, TypeError):
-        text = repr(obj)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 class Registry:
     """Name -> Entry for one kind; duplicate names are an error naming both sources."""
 
@@ -66,7 +55,7 @@ class Registry:
                 return old
             raise BenchmarkError(f"duplicate {self.kind[:-1]} name '{name}': registered by {old.source} "
                                  f"and by {source}; rename one of them")
-        entry = Entry(self.kind, name, obj, _first_line(obj), source, _code_version(obj), dict(meta))
+        entry = Entry(self.kind, name, obj, _first_line(obj), source, object_version(obj), dict(meta))
         self._entries[name] = entry
         return entry
 

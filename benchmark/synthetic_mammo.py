@@ -21,8 +21,8 @@ _DENSITY_LEVEL = {"A": -1.6, "B": -0.8, "C": 0.0, "D": 0.8}  # offset of the gla
 _LESION_P = (0.5, 0.25, 0.25)
 _MU_FAT, _MU_GLAND, _MU_PECTORAL = 0.30, 0.74, 0.80  # display intensity of full-thickness tissue
 _MU_MASS = 0.80  # a mass is slightly denser than glandular tissue
-_MASS_CONTRAST = (0.06, 0.10)  # intensity added everywhere in the core: low against dense tissue
-_MASS_FILL = (0.30, 0.50)  # fraction of the beam path through the mass at its centre
+_MASS_CONTRAST = (0.08, 0.12)  # intensity added everywhere in the core: low against dense tissue
+_MASS_FILL = (0.40, 0.60)  # fraction of the beam path through the mass at its centre
 _CALC_CONTRAST = (0.22, 0.38)
 _SPECKS = (5, 16)  # specks per image: clustered in positives with calcifications, scattered otherwise
 
@@ -138,7 +138,8 @@ def _window(n: int, cy: float, cx: float, r: float) -> tuple[tuple[slice, slice]
     return (slice(y0, y1), slice(x0, x1)), dy, dx
 
 
-def _pick(rng: np.random.Generator, allowed: np.ndarray, fallback: np.ndarray, border: float = 0) -> tuple[float, float]:
+def _pick(rng: np.random.Generator, allowed: np.ndarray, fallback: np.ndarray,
+          border: float = 0) -> tuple[float, float]:
     """A random pixel position (with sub-pixel jitter) from allowed at least border px from the edges, else fallback."""
     b = int(math.ceil(border))
     if b:
@@ -199,12 +200,29 @@ def _add_mass(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cy: f
 
 
 def _add_specks(img: np.ndarray, rng: np.random.Generator, centers: np.ndarray, fwhm: np.ndarray) -> None:
-    """Add bright Gaussian specks (calcifications) of the given FWHM in pixels."""
-    n = img.shape[0]
+    """Add bright Gaussian specks (calcifications) of the given FWHM in pixels; overlaps take the maximum."""
+    n, specks = img.shape[0], np.zeros_like(img)
     for (cy, cx), w, c in zip(centers, fwhm, rng.uniform(*_CALC_CONTRAST, len(centers))):
         sigma = w / 2.355
         sl, dy, dx = _window(n, cy, cx, 3 * sigma + 1)
-        img[sl] += c * np.exp(-(dy ** 2 + dx ** 2) / (2 * sigma ** 2))
+        np.maximum(specks[sl], c * np.exp(-(dy ** 2 + dx ** 2) / (2 * sigma ** 2)), out=specks[sl])
+    img += specks
+
+
+def _cluster(rng: np.random.Generator, count: int, radius: float, spacing: float) -> np.ndarray:
+    """count points in a disk, at least spacing apart where they fit (dart throwing), relative to its centre."""
+    points: list[np.ndarray] = []
+    for _ in range(60 * count):
+        r, a = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+        p = np.array([r * math.sin(a), r * math.cos(a)])
+        if all(np.hypot(*(p - q)) >= spacing for q in points):
+            points.append(p)
+            if len(points) == count:
+                break
+    while len(points) < count:  # too crowded: fall back to uniform placement
+        r, a = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+        points.append(np.array([r * math.sin(a), r * math.cos(a)]))
+    return np.array(points)
 
 
 def _add_vessels(img: np.ndarray, rng: np.random.Generator, starts: list[tuple[float, float]], length: float,
@@ -288,10 +306,12 @@ def render_view(config: SynthConfig, seed: int, case: BreastCase, view: str, ind
             _add_mass(img, mask, rng, cy, cx, radius, case.mass_margin)
         fwhm = np.maximum(rng.uniform(0.1, 0.5, case.n_specks) / sp, config.min_speck_px)
         if "calcification" in case.lesion_type:
-            rc = max(rng.uniform(4, 9) / sp, 2.5 * config.min_speck_px)
+            # Specks keep apart by about one output pixel, so that a cluster is told from scattered specks by
+            # its arrangement, not by specks piling up into brighter pixels (which a histogram would see).
+            gap = 1.4 * config.min_speck_px
+            rc = max(rng.uniform(4, 9) / sp, 1.25 * gap * math.sqrt(case.n_specks / math.pi))
             cy, cx = _pick(rng, interior & (rho < 1 - (rc + 4) / depth), interior, rc + 4)
-            r, a = rc * np.sqrt(rng.random(case.n_specks)) * 0.9, rng.uniform(0, 2 * np.pi, case.n_specks)
-            centers = np.stack([cy + r * np.sin(a), cx + r * np.cos(a)], 1)
+            centers = _cluster(rng, case.n_specks, 0.9 * rc, gap) + [cy, cx]
             sl, dy, dx = _window(n, cy, cx, rc + 1)
             mask[sl][(dy ** 2 + dx ** 2 <= rc ** 2) & (mask[sl] == 0)] = MASK_CALCIFICATION
         else:  # isolated benign specks scattered over the breast, as many as a cluster would have

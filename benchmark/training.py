@@ -5,7 +5,6 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -18,10 +17,10 @@ from benchmark.device import autocast
 from benchmark.entry_api import Defense
 from benchmark.imageset import ImageSet
 from benchmark.inference import predict_proba
+from benchmark.losses import LossFn, make_loss
 
 __all__ = ["TrainResult", "train_classifier", "balanced_batches"]
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -52,15 +51,11 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(0, 1).pow(gamma)
 
 
-def _cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(x).float(), y)
-
-
 def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: TrainSpec, defense: Defense,
                      device: torch.device, seed: int, label: str = "train",
                      loss_fn: LossFn | None = None, progress: bool = True) -> TrainResult:
     """Train model in place on train, keep the weights with the best validation AUC."""
-    loss_fn = loss_fn or _cross_entropy
+    loss_fn = loss_fn or make_loss({})
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     images = torch.as_tensor(train.images)

@@ -32,10 +32,9 @@ RUNNERS = _runners()
 
 
 def runner_version(kind: str) -> str:
-    """A hash of the stage module's source: changing how a stage computes changes its keys."""
-    import hashlib
-    import inspect
+    """A hash of the stage module and the engine modules it uses: changing how a stage computes changes its keys."""
     import sys
 
-    module = sys.modules[RUNNERS[kind].__module__]
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:12]
+    from benchmark.code_version import module_version
+
+    return module_version(sys.modules[RUNNERS[kind].__module__])

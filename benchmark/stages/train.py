@@ -12,6 +12,7 @@ from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
 from benchmark.device import prepare_model, seed_everything
 from benchmark.entry_api import Defense
 from benchmark.inference import predict_proba
+from benchmark.losses import make_loss
 from benchmark.metrics import choose_threshold
 from benchmark.model_factory import load_checkpoint
 from benchmark.registry import get_entry
@@ -46,6 +47,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     model = prepare_model(model, device)
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
                               params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
+                              loss_fn=make_loss(get_entry("models", model_spec.name).meta.get("recipe", {})),
                               progress=ctx.progress)
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")

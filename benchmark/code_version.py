@@ -1,0 +1,42 @@
+"""Code versions for cache keys: a module's source plus the sources of the benchmark modules it uses directly."""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+from types import ModuleType
+
+__all__ = ["module_version", "object_version"]
+
+_NEUTRAL = {"benchmark.registry", "benchmark.errors", "benchmark.code_version"}  # naming, not computing
+
+
+def _source(module: ModuleType) -> str:
+    try:
+        return inspect.getsource(module)
+    except (OSError, TypeError):
+        return module.__name__
+
+
+def module_version(module: ModuleType) -> str:
+    """Hash of a module's source and of every benchmark.* module it imports names from (one level deep)."""
+    used = {module.__name__: module}
+    for value in vars(module).values():
+        other = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
+        if other is not None and other.__name__.startswith("benchmark.") and other.__name__ not in _NEUTRAL:
+            used.setdefault(other.__name__, other)
+    digest = hashlib.sha256()
+    for name in sorted(used):
+        digest.update(name.encode() + b"\0" + _source(used[name]).encode() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def object_version(obj: object) -> str:
+    """The version of the module that defines obj (its own source when it has no module)."""
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    if module is None:
+        try:
+            return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:12]
+        except (OSError, TypeError):
+            return hashlib.sha256(repr(obj).encode()).hexdigest()[:12]
+    return module_version(module)
