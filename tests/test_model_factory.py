@@ -1,0 +1,77 @@
+"""Models: timm backbones for 1-channel mammograms, safe checkpoint loading, the study's recipe losses."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from benchmark.errors import BenchmarkError
+from benchmark.losses import focal_loss, make_loss
+from benchmark.model_factory import create_timm, load_checkpoint
+from benchmark.registry import get_entry, list_entries
+
+
+class _Evil:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("name", [e.name for e in list_entries("models")])
+def test_every_registered_model_takes_one_channel_and_gives_two_logits(name: str) -> None:
+    model = get_entry("models", name).obj(64).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 1, 64, 64))
+    assert out.shape == (2, 2)
+
+
+def test_pretrained_download_is_refused() -> None:
+    with pytest.raises(BenchmarkError, match="cannot be downloaded here"):
+        create_timm("resnet10t", 64, pretrained=True)
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path: Path) -> None:
+    model = create_timm("resnet10t", 32)
+    torch.save(model.state_dict(), tmp_path / "ok.pt")
+    fresh = create_timm("resnet10t", 32)
+    load_checkpoint(fresh, tmp_path / "ok.pt")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+
+    marker = tmp_path / "pwned"
+    torch.save({"weights": _Evil(str(marker))}, tmp_path / "evil.pt")
+    with pytest.raises(BenchmarkError, match=r"evil.pt refused: not a plain weights file"):
+        load_checkpoint(fresh, tmp_path / "evil.pt")
+    assert not marker.exists()
+
+    torch.save(create_timm("resnet18", 32).state_dict(), tmp_path / "other.pt")
+    with pytest.raises(BenchmarkError, match=r"other.pt does not fit this model"):
+        load_checkpoint(fresh, tmp_path / "other.pt")
+    with pytest.raises(BenchmarkError, match="checkpoint not found"):
+        load_checkpoint(fresh, tmp_path / "missing.pt")
+
+
+def test_focal_loss_reduces_to_cross_entropy_and_downweights_easy_examples() -> None:
+    logits = torch.tensor([[4.0, -4.0], [0.1, 0.0], [-1.0, 1.0]])
+    y = torch.tensor([0, 1, 1])
+    assert focal_loss(logits, y, gamma=0.0) == pytest.approx(float(F.cross_entropy(logits, y)))
+    easy = focal_loss(logits[:1], y[:1], 2.0) / F.cross_entropy(logits[:1], y[:1])
+    hard = focal_loss(logits[1:2], y[1:2], 2.0) / F.cross_entropy(logits[1:2], y[1:2])
+    assert easy < 1e-3 < hard < 1
+
+
+def test_input_gradient_penalty_adds_a_positive_term() -> None:
+    torch.manual_seed(0)
+    model = create_timm("resnet10t", 32)
+    x, y = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 0, 1])
+    plain = make_loss({"loss": "focal"})(model, x, y)
+    smooth = make_loss({"loss": "focal", "input_grad_penalty": 0.1})(model, x, y)
+    assert float(smooth.detach()) > float(plain.detach())
+    smooth.backward()  # double backprop works
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with pytest.raises(BenchmarkError, match="recipe loss 'hinge' is unknown"):
+        make_loss({"loss": "hinge"})
