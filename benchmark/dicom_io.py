@@ -40,6 +40,7 @@ class SyntheticDicomMeta:
     photometric: str = "MONOCHROME2"  # MONOCHROME1 stores inverted values
     window: tuple[float, float] | None = None  # (center, width); None: the full stored range
     voi_function: str = "LINEAR"
+    uid_salt: str = ""  # what else identifies the data set (its options), so that UIDs differ between data sets
 
 
 def quantize(image: np.ndarray, bits_stored: int) -> np.ndarray:
@@ -49,7 +50,7 @@ def quantize(image: np.ndarray, bits_stored: int) -> np.ndarray:
 
 
 def _uid(meta: SyntheticDicomMeta, *parts: object) -> str:
-    return generate_uid(entropy_srcs=["synthetic-mammo", str(meta.seed), *map(str, parts)])
+    return generate_uid(entropy_srcs=["synthetic-mammo", meta.uid_salt, str(meta.seed), *map(str, parts)])
 
 
 def write_mammogram(path: Path, pixels: np.ndarray, meta: SyntheticDicomMeta) -> None:
@@ -107,11 +108,11 @@ def _fail(path: Path, what: str) -> BenchmarkError:
     return BenchmarkError(f"{path}: {' '.join(what.split())}")
 
 
-def _voi_range(ds: Dataset) -> tuple[float, float] | None:
-    """The output range of pydicom's apply_voi_lut for this dataset, or None when it applies nothing."""
+def _voi_range(ds: Dataset) -> tuple[float, float, str] | None:
+    """The output range of pydicom's apply_voi_lut (and "lut" or "window"), or None when it applies nothing."""
     seq = ds.get("VOILUTSequence")
     if seq and seq[0].get("LUTDescriptor") is not None and seq[0].get("LUTData") is not None:
-        return 0.0, float(2 ** int(seq[0].LUTDescriptor[2]) - 1)
+        return 0.0, float(2 ** int(seq[0].LUTDescriptor[2]) - 1), "lut"
     if ds.get("WindowCenter") is None or ds.get("WindowWidth") is None:
         return None
     if ds.get("ModalityLUTSequence"):
@@ -123,29 +124,41 @@ def _voi_range(ds: Dataset) -> tuple[float, float] | None:
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
     if slope is not None and intercept is not None:
         lo, hi = sorted((lo * float(slope) + float(intercept), hi * float(slope) + float(intercept)))
-    return lo, hi
+    return lo, hi, "window"
 
 
-def load_pixels(path: Path, allowed_modalities: Collection[str] | None = ("MG",),
-                allow_for_processing: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
-    """Decode a mammogram to display intensities in [0,1] (bright = dense) after modality LUT, VOI LUT and inversion."""
-    path = Path(path)
+def _read_dataset(path: Path) -> Dataset:
+    """dcmread with one-line errors; files without the 128-byte preamble are accepted if they hold an image."""
     try:
-        ds = pydicom.dcmread(path)
+        try:
+            return pydicom.dcmread(path)
+        except InvalidDicomError:
+            ds = pydicom.dcmread(path, force=True)
+            if "PixelData" in ds and "Rows" in ds:
+                return ds
+            raise
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         raise _fail(path, f"cannot open ({type(exc).__name__})") from None
     except InvalidDicomError:
         raise _fail(path, "not a DICOM file (no DICM preamble); check the path or the file type") from None
     except Exception as exc:  # pydicom raises many types on truncated or garbled headers
         raise _fail(path, f"unreadable or truncated DICOM ({type(exc).__name__}: {exc})") from None
+
+
+def load_pixels(path: Path, allowed_modalities: Collection[str] | None = ("MG",),
+                allow_for_processing: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Decode a mammogram to display intensities in [0,1] (bright = dense) after modality LUT, VOI LUT and inversion."""
+    path = Path(path)
+    ds = _read_dataset(path)
     if "PixelData" not in ds:
-        sop = ds.get("SOPClassUID")
-        kind = f" ({sop.name})" if sop is not None and hasattr(sop, "name") else ""
-        raise _fail(path, f"DICOM without pixel data{kind}; not an image, skip it")
+        if "SOPClassUID" not in ds:
+            raise _fail(path, "corrupt or truncated DICOM: no SOP class and no pixel data could be read")
+        name = getattr(ds.SOPClassUID, "name", str(ds.SOPClassUID))
+        raise _fail(path, f"DICOM without pixel data (SOP class {name}); not an image, or truncated before the pixels")
     modality = str(ds.get("Modality", "")).upper()
     if allowed_modalities is not None and modality not in {m.upper() for m in allowed_modalities}:
-        raise _fail(path, f"Modality is '{modality or 'missing'}', expected one of "
-                          f"{', '.join(sorted(allowed_modalities))}; allow other modalities explicitly to read it")
+        raise _fail(path, f"Modality is '{modality or 'missing'}', expected {' or '.join(sorted(allowed_modalities))}; "
+                          "pass allowed_modalities=None (or list it) to read it anyway")
     if str(ds.get("SOPClassUID", "")) == MG_FOR_PROCESSING and not allow_for_processing:
         raise _fail(path, "Digital Mammography For Processing (raw detector data); use For Presentation images")
     if ds.get("PhotometricInterpretation", "") not in ("MONOCHROME1", "MONOCHROME2"):
@@ -170,10 +183,9 @@ def load_pixels(path: Path, allowed_modalities: Collection[str] | None = ("MG",)
     padding = ds.get("PixelPaddingValue")
     pad_mask = raw == padding if padding is not None else None
     arr = apply_modality_lut(raw, ds)
-    out_range = _voi_range(ds)
-    arr = apply_voi_lut(arr, ds) if out_range is not None else arr
-    arr = np.asarray(arr, dtype=np.float64)
-    lo, hi = out_range if out_range is not None else (float(arr.min()), float(arr.max()))
+    voi = _voi_range(ds)
+    arr = np.asarray(apply_voi_lut(arr, ds) if voi is not None else arr, dtype=np.float64)
+    lo, hi = voi[:2] if voi is not None else (float(arr.min()), float(arr.max()))
     arr = np.clip((arr - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     # MONOCHROME1 (or a MONOCHROME2 image with an INVERSE presentation LUT) shows dense tissue dark: flip it.
     inverted = ds.PhotometricInterpretation == "MONOCHROME1" or ds.get("PresentationLUTShape") == "INVERSE"
@@ -184,8 +196,8 @@ def load_pixels(path: Path, allowed_modalities: Collection[str] | None = ("MG",)
     spacing = ds.get("ImagerPixelSpacing") or ds.get("PixelSpacing")
     info = {"modality": modality, "sop_class_uid": str(ds.get("SOPClassUID", "")),
             "photometric": str(ds.PhotometricInterpretation), "inverted": bool(inverted),
-            "voi": "lut" if ds.get("VOILUTSequence") else "window" if out_range is not None else "none",
-            "voi_function": str(ds.get("VOILUTFunction", "LINEAR")) if out_range is not None else "",
+            "voi": voi[2] if voi is not None else "none",
+            "voi_function": str(ds.get("VOILUTFunction", "LINEAR")) if voi is not None and voi[2] == "window" else "",
             "bits_stored": int(ds.get("BitsStored", 0) or 0), "view": str(ds.get("ViewPosition", "")),
             "laterality": str(ds.get("ImageLaterality", ds.get("Laterality", ""))),
             "pixel_spacing_mm": float(spacing[0]) if spacing else None, "original_shape": tuple(raw.shape),
@@ -258,7 +270,7 @@ def crop_flip_resize(image: np.ndarray, size: int, crop: bool = True,
 
 
 def transform_mask(mask: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-    """Apply the crop, flip, resize and pad recorded in info to a (label) mask, keeping labels that cover half a pixel."""
+    """Apply the crop, flip, resize and pad recorded in info to a (label) mask; a label stays where it covers >= 50%."""
     out = np.zeros((info["size"], info["size"]), np.uint8)
     for value in np.unique(mask[mask > 0]):
         out[_geometry_apply((mask == value).astype(np.float64), info) >= 0.5] = value

@@ -1,4 +1,19 @@
-"""Procedural synthetic mammograms: breast outline, 1/f^beta parenchyma, masses, calcification clusters, noise."""
+"""Procedural synthetic mammograms: breast outline, 1/f^beta parenchyma, masses, calcification clusters, noise.
+
+Model, in display intensity (MONOCHROME2: bright = dense, zero background):
+- geometry in millimetres: a compressed breast 9-14 cm deep with a skin roll-off, CC or MLO (tilted, axillary
+  tail, pectoral triangle), chest wall on the left for L and on the right for R. The default 256 px at 0.8 mm/px
+  (a 20 cm field) keeps masses several pixels wide at 64 px; finer grids (e.g. 2048 px at 0.1 mm) work the same.
+- parenchyma: a Gaussian 1/f^beta field (beta drawn in 2.6-3.3 per image) soft-clipped into a glandular fraction
+  whose level sets the BI-RADS-like density A-D; label and density are independent.
+- positives: a mass (circumscribed or spiculated, 12-30 mm by default, denser than glandular tissue) and/or a
+  cluster of >= 5 specks. Negatives and positives alike get vessels, lymph-node-like ovals and as many isolated
+  specks as a cluster has, so that a classifier has to look at morphology.
+- the label is kept out of global statistics: a mass is tone-remapped back to the lesion-free histogram (a
+  monotone, histogram-based tone curve, as vendor processing does) apart from a small density excess, and cluster
+  specks keep apart so that they do not pile up into brighter pixels.
+- quantum noise (stronger in dense tissue) and a slight detector blur.
+"""
 from __future__ import annotations
 
 import math
@@ -7,6 +22,7 @@ from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import ndimage
 
 __all__ = ["DENSITIES", "LESION_TYPES", "MASK_MASS", "MASK_CALCIFICATION", "SynthConfig", "BreastCase",
@@ -17,14 +33,15 @@ LESION_TYPES = ("mass", "calcification", "mass+calcification")
 MASK_MASS, MASK_CALCIFICATION = 1, 2  # values in SyntheticMammogram.lesion_mask
 
 _DENSITY_P = (0.1, 0.4, 0.4, 0.1)
-_DENSITY_LEVEL = {"A": -1.6, "B": -0.8, "C": 0.0, "D": 0.8}  # offset of the gland field before the soft clip
+_DENSITY_LEVEL = {"A": -1.3, "B": -0.6, "C": 0.1, "D": 0.8}  # offset of the gland field before the soft clip
 _LESION_P = (0.5, 0.25, 0.25)
 _MU_FAT, _MU_GLAND, _MU_PECTORAL = 0.30, 0.74, 0.80  # display intensity of full-thickness tissue
-_MU_MASS = 0.80  # a mass is slightly denser than glandular tissue
-_MASS_CONTRAST = (0.08, 0.12)  # intensity added everywhere in the core: low against dense tissue
-_MASS_FILL = (0.40, 0.60)  # fraction of the beam path through the mass at its centre
-_CALC_CONTRAST = (0.22, 0.38)
+_MU_MASS = 0.88  # denser than glandular tissue: high-density masses are the suspicious ones
+_MASS_CONTRAST = (0.09, 0.13)  # density excess over the densest tissue, kept after the tone remap
+_MASS_FILL = (0.45, 0.65)  # fraction of the beam path through the mass at its centre
+_CALC_CONTRAST = (0.32, 0.50)
 _SPECKS = (5, 16)  # specks per image: clustered in positives with calcifications, scattered otherwise
+_CASE, _VIEW, _LABELS = 1, 2, 3  # random streams
 
 
 @dataclass(frozen=True)
@@ -35,7 +52,7 @@ class SynthConfig:
     pixel_spacing_mm: float = 0.8
     positive_fraction: float = 0.5
     mlo_fraction: float = 0.5
-    mass_diameter_mm: tuple[float, float] = (10.0, 30.0)
+    mass_diameter_mm: tuple[float, float] = (12.0, 30.0)
     # Real calcifications are 0.1-0.5 mm, far below one pixel at 0.8 mm; specks are drawn at least this many
     # native pixels wide (FWHM) so that they survive downsampling. The data set entry raises it for small outputs.
     min_speck_px: float = 1.5
@@ -72,10 +89,15 @@ class SyntheticMammogram:
     index: int
 
 
+def _rng(seed: int, stream: int, *keys: int) -> np.random.Generator:
+    """An independent generator per (seed, stream, keys); keys never end in 0 (SeedSequence drops trailing 0s)."""
+    return np.random.default_rng([stream, int(seed) % 2 ** 32, *(k + 1 for k in keys)])
+
+
 def draw_case(config: SynthConfig, seed: int, patient: int) -> BreastCase:
     """The breast-level draws for one patient; depends only on (seed, patient), not on the count."""
-    rng = np.random.default_rng([seed, patient, 0])
-    u = np.random.default_rng([seed, 1 << 30]).random()
+    rng = _rng(seed, _CASE, patient)
+    u = _rng(seed, _LABELS).random()
     f = config.positive_fraction
     # Low-discrepancy labels: every prefix of patients holds the requested fraction of positives.
     label = int(math.floor((patient + 1) * f + u) - math.floor(patient * f + u))
@@ -94,39 +116,57 @@ def draw_case(config: SynthConfig, seed: int, patient: int) -> BreastCase:
                       float(rng.uniform(90, 140)), float(rng.uniform(62, 85)), float(rng.uniform(1.8, 2.5)))
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _log_freq(n: int, anisotropy: float) -> np.ndarray:
     fy = np.fft.fftfreq(n)[:, None]
     fx = np.fft.rfftfreq(n)[None, :]
     f = np.sqrt((fx * anisotropy) ** 2 + fy ** 2)
     f[0, 0] = 1.0
-    return np.log(f)
+    return np.log(f).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:n, 0:n].astype(np.float32)
+    y.flags.writeable = x.flags.writeable = False
+    return y, x
 
 
 def power_law_field(rng: np.random.Generator, n: int, beta: float, anisotropy: float = 1.0) -> np.ndarray:
     """A zero-mean, unit-variance Gaussian field with power spectrum 1/f^beta (anisotropy < 1 stretches along x)."""
-    amp = np.exp(-0.5 * beta * _log_freq(n, round(anisotropy, 2)))
+    amp = np.exp(np.float32(-0.5 * beta) * _log_freq(n, round(anisotropy * 20) / 20))
     amp[0, 0] = 0.0
-    field = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((n, n))) * amp, s=(n, n))
+    # White noise drawn directly in the Fourier domain (complex Gaussian), which saves the forward transform.
+    white = rng.standard_normal((n, n // 2 + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
+    field = sp_fft.irfft2(white * amp, s=(n, n))
     return (field / field.std()).astype(np.float32)
 
 
-def fit_beta(patch: np.ndarray, fmin: float = 0.03, fmax: float = 0.25) -> float:
-    """Fit P(f) ~ 1/f^beta on the radially averaged power spectrum of a Hann-windowed square patch (f in cycles/px)."""
-    n = patch.shape[0]
+def fit_beta(patches: np.ndarray, fmin: float = 0.03, fmax: float = 0.2) -> float:
+    """Fit P(f) ~ 1/f^beta to the radially averaged power spectrum of Hann-windowed square patches (f in cycles/px).
+
+    A stack (N, n, n) averages the spectra first, as in clinical measurements over many regions of interest.
+    """
+    patches = np.asarray(patches, dtype=np.float64).reshape(-1, *np.shape(patches)[-2:])
+    n = patches.shape[-1]
     win = np.outer(np.hanning(n), np.hanning(n))
-    p = np.abs(np.fft.fftshift(np.fft.fft2((patch - patch.mean()) * win))) ** 2
-    yy, xx = np.indices(p.shape) - n // 2
-    f = np.hypot(yy, xx) / n
+    centred = (patches - patches.mean((1, 2), keepdims=True)) * win
+    power = (np.abs(np.fft.fftshift(np.fft.fft2(centred), axes=(1, 2))) ** 2).mean(0)
+    yy, xx = np.indices(power.shape) - n // 2
+    f = (np.hypot(yy, xx) / n).ravel()
     edges = np.geomspace(fmin, fmax, 13)
-    idx = np.digitize(f.ravel(), edges)
+    idx = np.digitize(f, edges)
     ok = (idx > 0) & (idx < len(edges))
-    sums = np.bincount(idx[ok], p.ravel()[ok], minlength=len(edges))[1:]
-    cnts = np.bincount(idx[ok], minlength=len(edges))[1:]
-    centers = np.sqrt(edges[:-1] * edges[1:])
-    keep = cnts > 0
-    slope = np.polyfit(np.log(centers[keep]), np.log(sums[keep] / cnts[keep]), 1)[0]
+    sums = np.bincount(idx[ok], power.ravel()[ok], minlength=len(edges))[1:]
+    counts = np.bincount(idx[ok], minlength=len(edges))[1:]
+    keep = counts > 0
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    slope = np.polyfit(np.log(centres[keep]), np.log(sums[keep] / counts[keep]), 1)[0]
     return float(-slope)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(z, -40, 40)))
 
 
 def _window(n: int, cy: float, cx: float, r: float) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
@@ -167,8 +207,12 @@ def _splat_lines(canvas: np.ndarray, p0: np.ndarray, p1: np.ndarray, w0: np.ndar
 
 
 def _add_mass(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cy: float, cx: float,
-              radius: float, margin: str) -> None:
-    """Draw a circumscribed (lobulated, sharp) or spiculated (irregular core with radiating spicules) mass."""
+              radius: float, margin: str) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Draw a circumscribed (lobulated, sharp) or spiculated (irregular core with radiating spicules) mass.
+
+    The tissue-replacing part is added to img; the part that makes the mass denser than any tissue is returned
+    (window, values) so that the caller can add it after the tone remap.
+    """
     spiculated = margin == "spiculated"
     reach = radius * (3.2 if spiculated else 1.3) + 3
     sl, dy, dx = _window(img.shape[0], cy, cx, reach)
@@ -178,11 +222,12 @@ def _add_mass(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cy: f
     phases = rng.uniform(0, 2 * np.pi, ks.size)
     edge_r = radius * (1 + (amps[:, None, None] * np.cos(ks[:, None, None] * theta + phases[:, None, None])).sum(0))
     contrast, fill = rng.uniform(*_MASS_CONTRAST), rng.uniform(*_MASS_FILL)
-    inside = 1 / (1 + np.exp(-(edge_r - dist) / (1.2 if spiculated else 0.5)))
+    inside = _sigmoid((edge_r - dist) / (1.2 if spiculated else 0.5))
     core = inside * (0.6 + 0.4 * np.sqrt(np.clip(1 - (dist / edge_r) ** 2, 0, 1)))  # sphere-like path length
     local = img[sl]
     # The mass replaces part of the tissue along the beam: conspicuous over fat, faint over dense tissue.
-    add = core * (contrast + fill * np.maximum(_MU_MASS - local, 0))
+    add = core * fill * np.maximum(_MU_MASS - local, 0)
+    extra = core * contrast
     if spiculated:  # thin tapering spicules radiating from the core, drawn as blurred lines
         k = int(rng.integers(6, 15))
         ang = rng.uniform(0, 2 * np.pi, k)
@@ -194,9 +239,12 @@ def _add_mass(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, cy: f
                      np.ones(k), np.full(k, 0.15))
         sigma = max(0.6, 0.25 * math.sqrt(radius))
         lines = ndimage.gaussian_filter(lines, sigma) * (math.sqrt(2 * math.pi) * sigma)
-        add += (1 - inside) * (0.6 * contrast + 0.3 * fill * np.maximum(_MU_MASS - local, 0)) * np.minimum(lines, 1)
+        lines = (1 - inside) * np.minimum(lines, 1)
+        add += 0.3 * fill * np.maximum(_MU_MASS - local, 0) * lines
+        extra += 0.6 * contrast * lines
     img[sl] += add
     mask[sl][dist <= edge_r] = MASK_MASS
+    return sl, extra
 
 
 def _add_specks(img: np.ndarray, rng: np.random.Generator, centers: np.ndarray, fwhm: np.ndarray) -> None:
@@ -210,18 +258,15 @@ def _add_specks(img: np.ndarray, rng: np.random.Generator, centers: np.ndarray, 
 
 
 def _cluster(rng: np.random.Generator, count: int, radius: float, spacing: float) -> np.ndarray:
-    """count points in a disk, at least spacing apart where they fit (dart throwing), relative to its centre."""
+    """count points in a disk (relative to its centre), at least spacing apart while they fit (dart throwing)."""
     points: list[np.ndarray] = []
-    for _ in range(60 * count):
+    for attempt in range(60 * count):
         r, a = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
         p = np.array([r * math.sin(a), r * math.cos(a)])
-        if all(np.hypot(*(p - q)) >= spacing for q in points):
-            points.append(p)
+        if attempt >= 59 * count or all(np.hypot(*(p - q)) >= spacing for q in points):
+            points.append(p)  # the last tries give up on the spacing, for crowded clusters
             if len(points) == count:
                 break
-    while len(points) < count:  # too crowded: fall back to uniform placement
-        r, a = radius * math.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
-        points.append(np.array([r * math.sin(a), r * math.cos(a)]))
     return np.array(points)
 
 
@@ -235,7 +280,11 @@ def _add_vessels(img: np.ndarray, rng: np.random.Generator, starts: list[tuple[f
         pts = np.vstack([[0.0, 0.0], pts]) + start
         c = rng.uniform(0.03, 0.06)
         _splat_lines(canvas, pts[:-1], pts[1:], np.full(steps, c), np.full(steps, c))
-    img += ndimage.gaussian_filter(canvas, width) * (math.sqrt(2 * math.pi) * width)
+    ys, xs = np.nonzero(canvas.any(1))[0], np.nonzero(canvas.any(0))[0]
+    if ys.size:  # blur only the box around the vessels
+        m = int(4 * width) + 1
+        box = (slice(max(0, ys[0] - m), ys[-1] + m + 1), slice(max(0, xs[0] - m), xs[-1] + m + 1))
+        img[box] += ndimage.gaussian_filter(canvas[box], width) * np.float32(math.sqrt(2 * math.pi) * width)
 
 
 def _add_node(img: np.ndarray, rng: np.random.Generator, cy: float, cx: float, length: float) -> None:
@@ -243,14 +292,22 @@ def _add_node(img: np.ndarray, rng: np.random.Generator, cy: float, cx: float, l
     sl, dy, dx = _window(img.shape[0], cy, cx, length)
     a = rng.uniform(0, np.pi)
     u, v = dx * np.cos(a) + dy * np.sin(a), -dx * np.sin(a) + dy * np.cos(a)
-    body = 1 / (1 + np.exp(((u / (length / 2)) ** 2 + (v / (length / 3.2)) ** 2 - 1) * 6))
-    hilum = 1 / (1 + np.exp((((u - length / 3) / (length / 4)) ** 2 + (v / (length / 8)) ** 2 - 1) * 4))
-    img[sl] += rng.uniform(0.06, 0.1) * np.clip(body - 0.8 * hilum, 0, None)
+    body = _sigmoid((1 - (u / (length / 2)) ** 2 - (v / (length / 3.2)) ** 2) * 6)
+    hilum = _sigmoid((1 - ((u - length / 3) / (length / 4)) ** 2 - (v / (length / 8)) ** 2) * 4)
+    img[sl] += rng.uniform(0.05, 0.08) * np.clip(body - 0.8 * hilum, 0, None)
+
+
+def _match_histogram(img: np.ndarray, region: np.ndarray, reference: np.ndarray) -> None:
+    """Monotone tone remap of img inside region so that its values are exactly those of reference (same count)."""
+    values = img[region]
+    out = np.empty_like(values)
+    out[np.argsort(values, kind="stable")] = np.sort(reference)
+    img[region] = out
 
 
 def _geometry(case: BreastCase, view: str, n: int, sp: float, rng: np.random.Generator):
     """Normalised breast radius rho (<1 inside), thickness profile and pectoral weight, chest wall at x = 0."""
-    y, x = np.mgrid[0:n, 0:n].astype(np.float32)
+    y, x = _grid(n)
     b, a = case.depth_mm / sp, case.half_height_mm / sp
     if view == "CC":
         cy = n / 2 + rng.uniform(-0.04, 0.04) * n
@@ -263,6 +320,8 @@ def _geometry(case: BreastCase, view: str, n: int, sp: float, rng: np.random.Gen
     theta = np.arctan2(yr, xr)
     wobble = sum(rng.uniform(0, 0.025) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
     p = case.shape_power
+    if view == "MLO":  # the upper half reaches past the top edge: the axillary tail along the pectoral muscle
+        a = np.where(yr < 0, np.float32(max(a, 1.4 * cy)), np.float32(a))
     rho = (np.abs(xr / b) ** p + np.abs(yr / a) ** p) ** (1 / p) * (1 + wobble)
     rolloff = rng.uniform(10, 18) / sp / b  # skin roll-off width (mm) in rho units
     s = np.clip((1 - rho) / rolloff, 0, 1)
@@ -272,7 +331,7 @@ def _geometry(case: BreastCase, view: str, n: int, sp: float, rng: np.random.Gen
         pw, ph = b * rng.uniform(0.30, 0.45), n * rng.uniform(0.45, 0.75)
         q = rng.uniform(1.0, 1.4)
         d = (x / pw + (y / ph) ** q - 1) * pw  # ~ signed distance in px, negative inside the muscle
-        pectoral = 1 / (1 + np.exp(np.clip(d / (1.5 / sp), -30, 30)))
+        pectoral = _sigmoid(-d / (1.5 / sp))
     return rho, thickness, pectoral, b
 
 
@@ -280,14 +339,15 @@ def render_view(config: SynthConfig, seed: int, case: BreastCase, view: str, ind
                 findings: bool = True) -> SyntheticMammogram:
     """Render one view of a breast; findings=False leaves out lesions, vessels, nodes and specks (texture only)."""
     n, sp = config.native_size, config.pixel_spacing_mm
-    rng = np.random.default_rng([seed, case.patient, 1 + view.startswith("M") + 2 * (index % 2)])
+    rng = _rng(seed, _VIEW, case.patient, 1 + (view == "MLO") + 2 * (index % 2))
     rho, thickness, pectoral, depth = _geometry(case, view, n, sp, rng)
     breast = rho < 1
     beta = float(rng.uniform(2.6, 3.3))
     field = power_law_field(rng, n, beta, rng.uniform(0.6, 1.0))
     gland = 0.5 * (1 + np.tanh(_DENSITY_LEVEL[case.density] + rng.uniform(0.7, 1.0) * field))
     envelope = np.clip((1 - rho) / 0.3, 0, 1) ** 0.6
-    tissue = _MU_FAT + (_MU_GLAND - _MU_FAT) * gland * envelope
+    # Fat lobules and ligaments carry the same 1/f^beta texture at a low level, so fatty breasts keep it too.
+    tissue = _MU_FAT + 0.03 * field + (_MU_GLAND - _MU_FAT) * gland * envelope
     muscle = rng.uniform(-0.04, 0.04) + _MU_PECTORAL + 0.03 * field
     img = thickness * (tissue * (1 - pectoral) + muscle * pectoral)
     img += 0.04 * np.exp(-(((1 - rho) * depth) / (1.6 / sp)) ** 2) * breast  # skin line
@@ -299,11 +359,16 @@ def render_view(config: SynthConfig, seed: int, case: BreastCase, view: str, ind
         _add_vessels(img, rng, starts, 0.45 * depth, max(0.7, rng.uniform(0.4, 0.8) / sp))  # both classes
         if rng.random() < 0.4:  # benign lymph-node-like oval, both classes
             cy, cx = _pick(rng, interior & (rho < 0.85), interior)
-            _add_node(img, rng, cy, cx, rng.uniform(5, 10) / sp)
+            _add_node(img, rng, cy, cx, rng.uniform(4, 8) / sp)
         if "mass" in case.lesion_type:
             radius = case.mass_diameter_mm / 2 / sp
             cy, cx = _pick(rng, interior & (rho < 1 - (1.4 * radius + 4) / depth), interior, 1.4 * radius + 4)
-            _add_mass(img, mask, rng, cy, cx, radius, case.mass_margin)
+            # Tone-remap the tissue-replacing part back to the lesion-free histogram, so that the label cannot
+            # be read off global intensity statistics; only a small density excess is kept on top.
+            before = img[breast]
+            sl, extra = _add_mass(img, mask, rng, cy, cx, radius, case.mass_margin)
+            _match_histogram(img, breast, before)
+            img[sl] += extra
         fwhm = np.maximum(rng.uniform(0.1, 0.5, case.n_specks) / sp, config.min_speck_px)
         if "calcification" in case.lesion_type:
             # Specks keep apart by about one output pixel, so that a cluster is told from scattered specks by

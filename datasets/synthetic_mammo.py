@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from benchmark.dicom_io import SyntheticDicomMeta, quantize, read_mammogram, transform_mask, write_mammogram
 from benchmark.errors import BenchmarkError
@@ -25,7 +26,7 @@ OPTIONS: dict[str, tuple[Any, str]] = {
     "pixel_spacing_mm": (None, f"a number in [0.05, 1.6] with native_size * spacing in [150, 420] mm "
                                f"(default {FIELD_OF_VIEW_MM} / native_size)"),
     "mlo_fraction": (0.5, "a number in [0, 1] (0.5: every patient has a CC and an MLO view)"),
-    "mass_diameter_mm": ([10.0, 30.0], "two numbers [min, max] within [5, 50]"),
+    "mass_diameter_mm": ([12.0, 30.0], "two numbers [min, max] within [5, 50]"),
     "bits_stored": (12, "an integer in [10, 16]"),
 }
 
@@ -63,8 +64,8 @@ def parse_options(options: dict[str, Any], image_size: int) -> tuple[SynthConfig
     lo, hi = (_number("mass_diameter_mm", d, 5, 50) for d in diam)
     if lo > hi:
         raise _bad("mass_diameter_mm", diam)
-    # Specks must stay about one output pixel wide after the breast (about 0.9 of the field) is resized.
-    min_speck = max(1.5, 0.9 * native / image_size)
+    # Specks must stay at least one output pixel wide after the breast (most of the field) is resized.
+    min_speck = max(1.5, 1.2 * native / image_size)
     config = SynthConfig(native, spacing, fraction, _number("mlo_fraction", opt["mlo_fraction"], 0, 1),
                          (lo, hi), min_speck)
     return config, count, _number("bits_stored", opt["bits_stored"], 10, 16, integer=True)
@@ -78,38 +79,39 @@ def synthetic_mammo(spec: Any, workdir: Path) -> ImageSet:
         raise BenchmarkError(f"image_size {size} is too small for synthetic-mammo; use 16 or more")
     config, count, bits = parse_options(dict(spec.options or {}), size)
     workdir = Path(workdir)
-    (workdir / "dicom").mkdir(parents=True, exist_ok=True)
+    for folder in ("dicom", "masks"):
+        (workdir / folder).mkdir(parents=True, exist_ok=True)
     images = np.zeros((count, 1, size, size), np.float32)
     masks = np.zeros((count, 1, size, size), np.uint8)
-    native_masks = np.zeros((count, config.native_size, config.native_size), np.uint8)
-    rows = []
+    rows, salt = [], f"{config!r} bits={bits}"
     for m in generate(config, count, int(spec.seed)):
         i, case = m.index, m.case
         image_id, patient = f"syn-{i:06d}", f"synp-{case.patient:06d}"
         path = workdir / "dicom" / f"{image_id}.dcm"
         meta = SyntheticDicomMeta(image_id, case.patient, m.view, case.laterality, config.pixel_spacing_mm,
-                                  bits, int(spec.seed))
+                                  bits, int(spec.seed), uid_salt=salt)
         write_mammogram(path, quantize(m.image, bits), meta)
         arr, info = read_mammogram(path, size)  # always through the DICOM path, as real data would go
         images[i, 0] = arr
         masks[i, 0] = transform_mask(m.lesion_mask, info) > 0
-        native_masks[i] = m.lesion_mask
+        mask_file = f"masks/{image_id}.png" if m.lesion_mask.any() else ""
+        if mask_file:  # native-resolution label map: 1 mass, 2 calcification cluster
+            Image.fromarray(m.lesion_mask).save(workdir / mask_file)
         rows.append({"id": image_id, "patient": patient, "label": case.label, "view": m.view,
                      "laterality": case.laterality, "density": case.density, "lesion_type": case.lesion_type,
                      "mass_margin": case.mass_margin, "mass_diameter_mm": round(case.mass_diameter_mm, 2),
                      "n_calcifications": case.n_specks if "calcification" in case.lesion_type else 0,
-                     "beta": round(m.beta, 3), "file": f"dicom/{image_id}.dcm"})
+                     "beta": round(m.beta, 3), "file": f"dicom/{image_id}.dcm", "mask": mask_file})
     with open(workdir / "labels.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     ids = np.array([r["id"] for r in rows])
-    np.savez_compressed(workdir / "masks.npz", masks=native_masks, ids=ids)
     labels = np.array([r["label"] for r in rows], np.int64)
-    meta = {"positive": POSITIVE, "pixel_spacing_mm": config.pixel_spacing_mm,
-            "native_size": config.native_size, "field_of_view_mm": round(config.native_size * config.pixel_spacing_mm, 2),
+    meta = {"positive": POSITIVE, "pixel_spacing_mm": config.pixel_spacing_mm, "native_size": config.native_size,
+            "field_of_view_mm": round(config.native_size * config.pixel_spacing_mm, 2),
             "bits_stored": bits, "mass_diameter_mm": list(config.mass_diameter_mm),
             "calcification_min_speck_px": round(config.min_speck_px, 3),
-            "native_masks": f"masks.npz (values 1 mass, {MASK_CALCIFICATION} calcification cluster, native pixels)",
+            "native_masks": f"masks/<id>.png (1 mass, {MASK_CALCIFICATION} calcification cluster; native pixels)",
             "synthetic": True, "positives": int(labels.sum()), "images": count}
     return ImageSet(images, labels, masks, ids, np.array([r["patient"] for r in rows]), None, meta)

@@ -43,4 +43,4 @@ def test_unknown_names_and_budgets_fail_before_running(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError, match=r"budget 2 is outside \(0, 1\] for a linf attack"):
         plan_matrix(tiny_config(tmp_path, attacks=[{"name": "fgsm", "budgets": [2]}]))
     default_budgets = plan_matrix(tiny_config(tmp_path, attacks=["fgsm"]))
-    assert sorted(c.cell[3] for c in default_budgets.cells) == pytest.approx([1 / 255, 2 / 255])
+    assert sorted(c.cell[3] for c in default_budgets.cells) == pytest.approx([0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255])
