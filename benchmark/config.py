@@ -177,7 +177,7 @@ def budget_label(eps: float) -> str:
     """A budget as people write it: 2/255 rather than 0.00784."""
     frac = Fraction(eps * 255).limit_denominator(4)
     if eps * 255 <= 64 and abs(float(frac) / 255 - eps) < 1e-9:
-        return f"{frac}/255"
+        return f"{float(frac):g}/255"
     return f"{eps:.4g}"
 
 
