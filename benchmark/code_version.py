@@ -1,4 +1,4 @@
-"""Code versions for cache keys: a module's source plus the sources of the benchmark modules it uses directly."""
+"""Code versions for cache keys: a module's source plus the sources of the benchmark modules it uses."""
 from __future__ import annotations
 
 import hashlib
@@ -18,13 +18,23 @@ def _source(module: ModuleType) -> str:
         return module.__name__
 
 
-def module_version(module: ModuleType) -> str:
-    """Hash of a module's source and of every benchmark.* module it imports names from (one level deep)."""
-    used = {module.__name__: module}
+def _uses(module: ModuleType) -> list[ModuleType]:
+    out = []
     for value in vars(module).values():
         other = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
         if other is not None and other.__name__.startswith("benchmark.") and other.__name__ not in _NEUTRAL:
-            used.setdefault(other.__name__, other)
+            out.append(other)
+    return out
+
+
+def module_version(module: ModuleType) -> str:
+    """Hash of a module's source and of every benchmark.* module it uses, directly or through others."""
+    used, todo = {module.__name__: module}, [module]
+    while todo:
+        for other in _uses(todo.pop()):
+            if other.__name__ not in used:
+                used[other.__name__] = other
+                todo.append(other)
     digest = hashlib.sha256()
     for name in sorted(used):
         digest.update(name.encode() + b"\0" + _source(used[name]).encode() + b"\0")
