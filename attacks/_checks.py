@@ -1,14 +1,11 @@
 """What every attack entry checks before it runs: its options, its budget and the batch it is given."""
 from __future__ import annotations
 
-import difflib
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from benchmark.config import parse_budget
+from benchmark.entry_options import Option, read_options
 from benchmark.errors import BenchmarkError
 
 __all__ = ["L2_BUDGETS", "LINF_BUDGETS", "Option", "check_batch", "generator", "read_options"]
@@ -17,69 +14,6 @@ __all__ = ["L2_BUDGETS", "LINF_BUDGETS", "Option", "check_batch", "generator", "
 # per-pixel size on the default 64 px matrix; give budgets explicitly for other resolutions.
 LINF_BUDGETS = ("0.5/255", "1/255", "2/255", "4/255", "8/255")
 L2_BUDGETS = ("0.125", "0.25", "0.5", "1", "2")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One attack option: its default, its kind (int, float, bool, str, list), limits and a one-line doc."""
-
-    default: Any
-    kind: type
-    doc: str = ""
-    low: float | None = None  # inclusive lower limit for numbers
-    above: float | None = None  # exclusive lower limit for numbers
-    high: float | None = None  # inclusive upper limit for numbers
-    choices: tuple = ()  # allowed values (for str) or allowed items (for list)
-
-
-def _fail(name: str, key: str, what: str) -> BenchmarkError:
-    return BenchmarkError(f"attacks.{name}.options.{key}: {what}")
-
-
-def _value(name: str, key: str, opt: Option, value: Any) -> Any:
-    if value is None:
-        return None
-    if opt.kind is bool:
-        if not isinstance(value, bool):
-            raise _fail(name, key, f"expected true or false, got {value!r}")
-        return value
-    if opt.kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(name, key, f"expected a whole number, got {value!r}")
-    elif opt.kind is float:
-        try:
-            value = parse_budget(value)  # numbers, or fractions such as "0.5/255"
-        except ValueError:
-            raise _fail(name, key, f"expected a number or a fraction like '0.5/255', got {value!r}") from None
-        if not math.isfinite(value):
-            raise _fail(name, key, f"expected a finite number, got {value!r}")
-    elif opt.kind is str:
-        if value not in opt.choices:
-            raise _fail(name, key, f"expected one of {', '.join(map(repr, opt.choices))}, got {value!r}")
-        return value
-    elif opt.kind is list:
-        if not isinstance(value, (list, tuple)) or not value or any(v not in opt.choices for v in value):
-            raise _fail(name, key, f"expected a non-empty list of {', '.join(map(repr, opt.choices))}, "
-                                   f"got {value!r}")
-        return tuple(value)
-    if opt.low is not None and value < opt.low:
-        raise _fail(name, key, f"must be >= {opt.low:g}, got {value:g}")
-    if opt.above is not None and value <= opt.above:
-        raise _fail(name, key, f"must be > {opt.above:g}, got {value:g}")
-    if opt.high is not None and value > opt.high:
-        raise _fail(name, key, f"must be <= {opt.high:g}, got {value:g}")
-    return value
-
-
-def read_options(name: str, options: dict, spec: dict[str, Option]) -> dict[str, Any]:
-    """The options of attack `name` checked against spec, defaults filled in; unknown keys are errors."""
-    for key in options:
-        if key not in spec:
-            close = difflib.get_close_matches(str(key), list(spec), n=1, cutoff=0.5)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            known = ", ".join(sorted(spec)) or "none"
-            raise _fail(name, key, f"unknown option{hint} ({name} accepts: {known})")
-    return {key: _value(name, key, opt, options.get(key, opt.default)) for key, opt in spec.items()}
 
 
 def check_batch(name: str, threat: str, x: torch.Tensor, y: torch.Tensor, eps: float) -> None:

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="recompute this stage kind and what depends on it (data, train, attack, score)")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override run.device")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
+                   help="skip and list unreadable image files (default), or stop at the first (override "
+                        "dataset.skip_bad)")
     lst = sub.add_parser("list", help="registered models, attacks, defenses and data sets")
     lst.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
     s = sub.add_parser("show", help="print a recorded run's results")
@@ -84,6 +87,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = config.with_cell(args.model, args.defense, args.attack)
     if args.device:
         config = replace(config, run=replace(config.run, device=args.device))
+    if args.skip_bad is not None:
+        config = replace(config, dataset=replace(config.dataset, skip_bad=args.skip_bad))
     result = run(config, tuple(args.force), progress=not args.no_progress, leaderboard=not single)
     summary = Table(title="summary", title_justify="left")
     for col in ("stage", "done", "cached", "failed", "skipped", "seconds"):

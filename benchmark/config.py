@@ -39,6 +39,7 @@ class DatasetSpec:
     seed: int = 0
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     options: dict = field(default_factory=dict)
+    skip_bad: bool = True  # unreadable files are skipped and listed (summary.json meta.skipped) instead of failing
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class MatrixConfig:
 
 _SECTIONS = {"run", "dataset", "training", "models", "defenses", "attacks", "attack"}
 _RUN_KEYS = {"name", "seed", "device", "store", "leaderboards"}
-_DATA_KEYS = {"name", "image_size", "split", "options"}
+_DATA_KEYS = {"name", "image_size", "split", "options", "skip_bad"}
 _TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint"}
 _ATTACK_SECTION_KEYS = {"batch_size"}
 
@@ -232,7 +233,8 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
         raise check.fail("dataset.image_size", f"must be at least 32 pixels, got {size}")
     dataset = DatasetSpec(name=check.typed(data_t, "name", str, None, "dataset"), image_size=size, seed=seed,
                           split=tuple(float(s) for s in split),
-                          options=dict(check.typed(data_t, "options", dict, {}, "dataset")))
+                          options=dict(check.typed(data_t, "options", dict, {}, "dataset")),
+                          skip_bad=check.typed(data_t, "skip_bad", bool, True, "dataset"))
 
     base = _train_spec(check, check.keys(raw.get("training", {}), _TRAIN_KEYS, "training"), TrainSpec(), "training")
     models = []

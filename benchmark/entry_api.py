@@ -24,6 +24,7 @@ class AttackContext:
     options: dict = field(default_factory=dict)
     batch_size: int = 64
     differentiable: bool = True  # False when the defended model needs BPDA/EOT to be attacked honestly
+    fakes: torch.Tensor | None = None  # (B, 1, H, W) pre-generated GAN fakes of this batch (attacks with needs="fakes")
 
 
 class Defense:

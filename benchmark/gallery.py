@@ -8,7 +8,7 @@ import numpy as np
 
 from benchmark.imageset import ImageSet
 
-__all__ = ["save_gallery"]
+__all__ = ["save_gallery", "save_attack_gallery", "pick_examples"]
 
 
 def save_gallery(data: ImageSet | tuple[np.ndarray, np.ndarray, np.ndarray], path: Path, n: int = 8,
@@ -40,6 +40,49 @@ def save_gallery(data: ImageSet | tuple[np.ndarray, np.ndarray, np.ndarray], pat
             ax.contour(masks[i] > 0, levels=[0.5], colors="red", linewidths=0.8)
         name = f"{titles[i]}  " if titles is not None else ""
         ax.set_title(f"{name}{'positive' if labels[i] == 1 else 'negative'}", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def pick_examples(labels: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, n: int = 6) -> list[int]:
+    """Up to n images, half per class, correctly classified originals first and those the attack flipped first."""
+    labels = np.asarray(labels)
+    correct = (before >= threshold).astype(int) == labels
+    flipped = correct & ((after >= threshold).astype(int) != labels)
+    order: list[int] = []
+    for cls in (1, 0):
+        idx = np.flatnonzero(labels == cls)
+        ranked = sorted(idx, key=lambda i: (not flipped[i], not correct[i], i))
+        order += ranked[: (n + 1) // 2 if cls == 1 else n - len(order)]
+    return order
+
+
+def save_attack_gallery(images: np.ndarray, adversarial: np.ndarray, labels: np.ndarray, before: np.ndarray,
+                        after: np.ndarray, threshold: float, path: Path, title: str, n: int = 6) -> Path:
+    """Columns of original, adversarial and difference map, titled with P(positive) before and after."""
+    from matplotlib.figure import Figure
+
+    images = np.asarray(images).reshape(len(images), *np.asarray(images).shape[-2:])
+    adversarial = np.asarray(adversarial).reshape(images.shape)
+    order = pick_examples(labels, before, after, threshold, n)
+    diff = adversarial - images
+    scale = max(float(np.abs(diff[order]).max()) if order else 0.0, 1e-6)
+    fig = Figure(figsize=(2.4 * max(1, len(order)), 7.6))
+    axes = fig.subplots(3, max(1, len(order)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for j, i in enumerate(order):
+        kind = "positive" if labels[i] == 1 else "negative"
+        axes[0, j].imshow(images[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, j].set_title(f"{kind}\nP(pos) {before[i]:.2f}", fontsize=8)
+        axes[1, j].imshow(adversarial[i], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[1, j].set_title(f"adversarial (synthetic)\nP(pos) {after[i]:.2f}", fontsize=8)
+        axes[2, j].imshow(diff[i], cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+        axes[2, j].set_title(f"difference (±{scale:.3f})", fontsize=8)
+    fig.suptitle(f"{title}  (threshold {threshold:.2f}; rows: original, adversarial, difference)", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,9 @@
 """The one front door for running: validate, plan, execute, record, and write the leaderboard."""
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -56,6 +58,18 @@ def check_writable(path: Path, what: str) -> None:
                              f"choose another with run.{what} in the config") from None
 
 
+def _warn_skipped(plan: Plan, store: Store, outcomes: dict[str, StageOutcome]) -> None:
+    """One line on stderr per data stage that skipped unreadable files (dataset.skip_bad), saying where the list is."""
+    for stage in plan.stages:
+        summary = store.path(stage.key) / "summary.json"
+        if stage.kind != "data" or outcomes[stage.key].status not in ("done", "cached") or not summary.is_file():
+            continue
+        skipped = json.loads(summary.read_text()).get("meta", {}).get("skipped") or []
+        if skipped:
+            print(f"warning: {stage.label}: {len(skipped)} unreadable files skipped (dataset.skip_bad); "
+                  f"list with reasons: {summary} (meta.skipped)", file=sys.stderr)
+
+
 def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
         leaderboard: bool = True) -> RunResult:
     """Run every cell of config not already stored; write run records and (for matrices) the leaderboard."""
@@ -71,7 +85,9 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
     if device.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
     store = Store(config.run.store)
-    outcomes = run_plan(plan, store, StageContext(device, config.attack_batch_size, progress), set(force), progress)
+    ctx = StageContext(device, config.attack_batch_size, progress, cache_dir=config.run.store / "cache")
+    outcomes = run_plan(plan, store, ctx, set(force), progress)
+    _warn_skipped(plan, store, outcomes)
     cells = collect_cells(plan, store, outcomes)
     run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(started)) + f"-{config.digest()[:8]}"
     run_dir = config.run.store / "records" / run_id

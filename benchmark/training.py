@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from benchmark.config import TrainSpec
 from benchmark.device import autocast
 from benchmark.entry_api import Defense
+from benchmark.errors import BenchmarkError
 from benchmark.imageset import ImageSet
 from benchmark.inference import predict_proba
 from benchmark.losses import LossFn, make_loss
@@ -51,6 +52,18 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(0, 1).pow(gamma)
 
 
+def _checked_batch(defense: Defense, out: object, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refuse a defense's training batch unless it is (float images of the input's C, H, W; one label each)."""
+    x, y = out if isinstance(out, tuple) and len(out) == 2 else (out, None)
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.is_floating_point()
+            and x.shape[1:] == shape[1:] and y.shape == x.shape[:1]):
+        got = [tuple(t.shape) if hasattr(t, "shape") else type(t).__name__ for t in (x, y)]
+        raise BenchmarkError(f"defense {type(defense).__name__}.training_batch returned images {got[0]} and "
+                             f"labels {got[1]} for a batch {tuple(shape)}; return (images, labels) with images "
+                             f"of shape (N, {', '.join(map(str, shape[1:]))}) and N labels")
+    return x, y
+
+
 def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: TrainSpec, defense: Defense,
                      device: torch.device, seed: int, label: str = "train",
                      loss_fn: LossFn | None = None, progress: bool = True) -> TrainResult:
@@ -75,7 +88,7 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: Tra
         for idx in balanced_batches(train.labels, spec.batch_size, rng):
             x = _augment(images[idx], gen).to(device, non_blocking=True)
             y = labels[idx].to(device, non_blocking=True)
-            x, y = defense.training_batch(model, x, y, step)
+            x, y = _checked_batch(defense, defense.training_batch(model, x, y, step), x.shape)
             model.train()
             with autocast(device):
                 loss = loss_fn(model, x, y)
@@ -87,7 +100,7 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: Tra
             seen += len(y)
             step += 1
             bar.update(1)
-        val_scores = predict_proba(model, val.images, device)
+        val_scores = predict_proba(defense.wrap(model), val.images, device)  # judge the model as deployed
         auc = float(roc_auc_score(val.labels, val_scores)) if len(set(val.labels.tolist())) == 2 else float("nan")
         best.history.append({"epoch": epoch, "loss": running / max(seen, 1), "val_auc": auc})
         bar.set_postfix(loss=f"{running / max(seen, 1):.3f}", val_auc=f"{auc:.3f}")
@@ -96,7 +109,7 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: Tra
             best.best_epoch, best.val_auc = epoch, auc
     bar.close()
     if spec.epochs == 0:
-        best.val_auc = float(roc_auc_score(val.labels, predict_proba(model, val.images, device)))
+        best.val_auc = float(roc_auc_score(val.labels, predict_proba(defense.wrap(model), val.images, device)))
     model.load_state_dict(best.state_dict)
     best.seconds = time.perf_counter() - start
     return best

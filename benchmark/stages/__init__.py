@@ -12,20 +12,22 @@ __all__ = ["StageContext", "RUNNERS", "runner_version"]
 
 @dataclass
 class StageContext:
-    """What every stage may use besides its params: the device, the attack batch size, progress bars on or off."""
+    """What every stage may use besides its params: device, attack batch size, progress bars, a shared cache folder."""
 
     device: torch.device
     attack_batch_size: int = 64
     progress: bool = True
+    cache_dir: Path | None = None  # caches shared by runs (e.g. preprocessed DICOMs); not part of any artifact key
 
 
 Runner = Callable[[dict, dict[str, Path], Path, StageContext], None]
 
 
 def _runners() -> dict[str, Runner]:
-    from benchmark.stages import attack, data, score, train
+    from benchmark.stages import attack, data, fakes, gan, score, train
 
-    return {"data": data.run, "train": train.run, "attack": attack.run, "score": score.run}
+    return {"data": data.run, "train": train.run, "gan": gan.run, "fakes": fakes.run, "attack": attack.run,
+            "score": score.run}
 
 
 RUNNERS = _runners()

@@ -15,7 +15,9 @@ from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
 from benchmark.inference import predict_proba
 from benchmark.registry import get_entry
+from benchmark.gallery import save_attack_gallery
 from benchmark.stages import data as data_stage
+from benchmark.stages import fakes as fakes_stage
 from benchmark.stages import train as train_stage
 
 __all__ = ["run", "load"]
@@ -30,6 +32,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     device, batch_size = ctx.device, ctx.attack_batch_size
     model, defense, _ = train_stage.load(inputs["train"], params["train"], data.images.shape[-1], device)
     eps, threat = float(params["budget"]), entry.meta.get("threat", "linf")
+    fakes, visibility = _test_fakes(inputs, data) if "fakes" in inputs else (None, None)
     pieces = []
     start = time.perf_counter()
     label = f"{params['attack']['name']}@{budget_label(eps)} on {params['train']['model']['name']}+{defense_name(params)}"
@@ -39,17 +42,34 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         y = torch.as_tensor(test.labels[i:i + batch_size], dtype=torch.long).to(device)
         masks = torch.as_tensor(test.masks[i:i + batch_size]).to(device)
         actx = AttackContext(device, params["seed"] + i, masks, dict(params["attack"]["options"]), batch_size,
-                             defense.differentiable)
+                             defense.differentiable,
+                             torch.as_tensor(fakes[i:i + batch_size]).to(device) if fakes is not None else None)
         x_adv = entry.obj(model, x, y, eps, actx)
         pieces.append(_checked(x_adv, x, eps, threat, params["attack"]["name"]).detach().float().cpu())
     seconds = time.perf_counter() - start
     x_adv = torch.cat(pieces).numpy() if pieces else np.zeros_like(test.images)
     scores = predict_proba(model, x_adv, device)
     np.savez(out / "adversarial.npz", images=x_adv, scores=scores)
-    (out / "attack.json").write_text(json.dumps({
-        "attack": params["attack"]["name"], "budget": eps, "threat": threat,
-        "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
-        "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}, indent=1))
+    record = {"attack": params["attack"]["name"], "budget": eps, "threat": threat,
+              "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
+              "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}
+    if visibility is not None:  # GAN cells: the fakes' own cost and visibility, and a gallery per model
+        record["seconds"] += visibility.get("seconds", 0.0)
+        record["visibility"] = visibility
+        with np.load(inputs["train"] / "predictions.npz", allow_pickle=False) as z:
+            before = z["test"]
+        threshold = json.loads((inputs["train"] / "train.json").read_text())["threshold"]
+        save_attack_gallery(test.images, x_adv, test.labels, before, scores, threshold, out / "gallery.png",
+                            f"{params['attack']['name']} vs {params['train']['model']['name']}+{defense_name(params)}")
+    (out / "attack.json").write_text(json.dumps(record, indent=1))
+
+
+def _test_fakes(inputs: dict[str, Path], data: object) -> tuple[np.ndarray, dict]:
+    """The test split's rows of a fakes artifact, and its visibility record (with the GAN's training time)."""
+    images, visibility = fakes_stage.load(inputs["fakes"])
+    if len(images) != len(data.labels):
+        raise BenchmarkError(f"fakes artifact has {len(images)} images for a data set of {len(data.labels)}")
+    return images[data.splits == "test"], visibility
 
 
 def defense_name(params: dict) -> str:

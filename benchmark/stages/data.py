@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark import preprocess_cache
 from benchmark.config import DatasetSpec
 from benchmark.errors import BenchmarkError
 from benchmark.imageset import SPLITS, ImageSet
 from benchmark.registry import get_entry
 
-__all__ = ["run", "load", "patient_split"]
+__all__ = ["check_patient_splits", "load", "patient_split", "run"]
 
 
 def patient_split(patients: np.ndarray, labels: np.ndarray, fractions: tuple[float, float, float],
@@ -32,12 +33,23 @@ def patient_split(patients: np.ndarray, labels: np.ndarray, fractions: tuple[flo
     return out
 
 
+def check_patient_splits(name: str, patients: np.ndarray, splits: np.ndarray) -> None:
+    """Raise when a patient has images in two splits (a leak from training into evaluation)."""
+    seen: dict[str, str] = {}
+    for patient, split in zip(patients.tolist(), splits.tolist()):
+        if seen.setdefault(patient, split) != split:
+            raise BenchmarkError(f"data set {name}: a patient has images in splits '{seen[patient]}' and "
+                                 f"'{split}'; splits must be by patient")
+
+
 def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     """Make the data set artifact: imageset.npz plus summary.json."""
     spec = DatasetSpec(**{**params["dataset"], "split": tuple(params["dataset"]["split"])})
     entry = get_entry("datasets", spec.name)
     (out / "source").mkdir()
-    data: ImageSet = entry.obj(spec, out / "source")
+    cache_dir = getattr(ctx, "cache_dir", None)
+    with preprocess_cache.using(Path(cache_dir) / "preprocess" if cache_dir is not None else None) as cache:
+        data: ImageSet = entry.obj(spec, out / "source")
     if not np.isfinite(data.images).all() or data.images.min() < 0 or data.images.max() > 1:
         raise BenchmarkError(f"data set {spec.name}: images must be finite and in [0, 1]")
     if data.images.shape[-2:] != (spec.image_size, spec.image_size):
@@ -45,13 +57,17 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
                              f"config asked for {spec.image_size}")
     if data.splits is None:
         data.splits = patient_split(data.patients, data.labels, spec.split, spec.seed)
-    summary = {"dataset": spec.name, "image_size": spec.image_size, "meta": data.meta, "splits": {}}
+    check_patient_splits(spec.name, data.patients, data.splits)
+    summary = {"dataset": spec.name, "image_size": spec.image_size, "meta": data.meta, "splits": {},
+               "skipped_files": len(data.meta.get("skipped") or [])}
+    if cache is not None and cache.hits + cache.misses:
+        summary["preprocess_cache"] = cache.as_dict()
     for split in SPLITS:
         labels = data.labels[data.splits == split]
         if len(set(labels.tolist())) < 2:
             raise BenchmarkError(f"data set {spec.name}: split '{split}' has {len(labels)} images and not both "
                                  "classes; use more images or other split fractions")
-        summary["splits"][split] = {"n": int(len(labels)), "positives": int(labels.sum())}
+        summary["splits"][split] = {"n": len(labels), "positives": int(labels.sum())}
     data.save(out / "imageset.npz")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
 

@@ -1,0 +1,54 @@
+"""Stage `fakes`: every image through its generator once (reused by every cell and by fake-based training),
+with how visible the edits are: SSIM/PSNR, area changed, and a real-vs-fake detector's AUC."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.detector import real_vs_fake_auc
+from benchmark.device import seed_everything
+from benchmark.gan_training import apply_generators
+from benchmark.imageset import SPLITS
+from benchmark.metrics import to_jsonable
+from benchmark.perturbation import perturbation_metrics
+from benchmark.stages import data as data_stage
+from benchmark.stages import gan as gan_stage
+
+__all__ = ["run", "load", "CHANGED_LEVEL"]
+
+CHANGED_LEVEL = 0.02  # a pixel counts as edited when it moved by more than this on the [0,1] scale
+
+
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+    """Generate fakes for all splits; measure their visibility on the test split."""
+    seed_everything(params["seed"])
+    data = data_stage.load(inputs["data"])
+    generators, record = gan_stage.load(inputs["gan"], ctx.device)
+    start = time.perf_counter()
+    fakes = apply_generators(generators, data.images, data.labels, ctx.device, ctx.attack_batch_size)
+    generate_seconds = time.perf_counter() - start
+    changed = np.abs(fakes - data.images) > CHANGED_LEVEL
+    test = data.splits == "test"
+    detector = real_vs_fake_auc(data.images, fakes, data.splits, ctx.device, params["seed"], ctx.progress)
+    np.savez(out / "fakes.npz", images=fakes, ids=data.ids.astype(str))
+    visibility = {
+        "perturbation": perturbation_metrics(data.images[test], fakes[test]),
+        "area_changed": {"level": CHANGED_LEVEL,
+                         "mean_fraction_of_image": float(changed[test].mean()),
+                         "mean_fraction_of_breast": float(changed[test].sum() / max(1, (data.images[test] > 0.02).sum()))},
+        "detector": detector,
+        "counts": {s: int((data.splits == s).sum()) for s in SPLITS},
+        "mode": record["mode"], "gan_target": record["target"],
+        "gan_seconds": record["seconds"], "generate_seconds": generate_seconds,
+        "seconds": record["seconds"] + generate_seconds,
+    }
+    (out / "fakes.json").write_text(json.dumps(to_jsonable(visibility), indent=1))
+
+
+def load(path: Path) -> tuple[np.ndarray, dict]:
+    """All fakes (aligned with the data artifact's rows) and their visibility record."""
+    with np.load(path / "fakes.npz", allow_pickle=False) as z:
+        return z["images"], json.loads((path / "fakes.json").read_text())

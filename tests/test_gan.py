@@ -1,0 +1,132 @@
+"""The lesion GAN: networks, options, the planner's gan/fakes stages, and a tiny end-to-end run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.errors import BenchmarkError
+from benchmark.gan_networks import FeatureDiscriminator, UNetGenerator, backbone_of
+from benchmark.gan_training import GanSchedule, schedule_from_options
+from benchmark.model_factory import create_timm
+from benchmark.planner import plan_matrix
+from benchmark.runner import run
+from benchmark.stages import attack as attack_stage
+from benchmark.stages import data as data_stage
+from benchmark.stages import fakes as fakes_stage
+from conftest import tiny_config, tiny_raw
+
+TINY_GAN = {"identity_steps": 5, "head_steps": 20, "joint_steps": 60, "batch_size": 8, "unet_base": 8,
+            "unet_levels": 2, "lr_generator": 5e-3, "fidelity_weight": 10.0}
+
+
+def test_unet_starts_as_identity_and_keeps_range() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 32, 32) * 0.9
+    x[:, :, :, :8] = 0  # background
+    gen = UNetGenerator(base=8, levels=3)
+    y = gen(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y, x.clamp(1e-4, 1 - 1e-4), atol=1e-5)
+    plain = UNetGenerator(base=8, levels=3, logit_skip=False)(x).detach()
+    assert float(plain.min()) > 0 and float(plain.max()) < 1
+    assert float((plain - x).abs().mean()) > 0.05  # the plain U-Net is not the identity until pretrained
+    with pytest.raises(BenchmarkError, match="divisible by 8"):
+        gen(torch.rand(1, 1, 30, 30))
+
+
+def test_discriminator_is_a_copy_of_the_classifier_features_with_a_new_head() -> None:
+    torch.manual_seed(0)
+    clf = create_timm("resnet10t", 32).eval()
+    critic = FeatureDiscriminator(clf).eval()
+    x = torch.rand(4, 1, 32, 32)
+    assert critic(x).shape == (4,)
+    head = critic.head_parameters()
+    assert sum(p.numel() for p in head) == backbone_of(clf).get_classifier().in_features + 1
+    stem = next(critic.net.parameters())
+    assert torch.equal(stem, next(clf.parameters())) and stem.data_ptr() != next(clf.parameters()).data_ptr()
+    with pytest.raises(BenchmarkError, match="no timm classifier"):
+        backbone_of(torch.nn.Conv2d(1, 1, 3))
+
+
+def test_schedule_options_are_checked() -> None:
+    assert schedule_from_options({"joint_steps": 7, "surrogate": "x"}, "attacks.gan").joint_steps == 7
+    with pytest.raises(BenchmarkError, match=r"attacks.gan.options.batch_size = 0"):
+        schedule_from_options({"batch_size": 0}, "attacks.gan")
+    with pytest.raises(BenchmarkError, match="expected int"):
+        schedule_from_options({"joint_steps": 1.5}, "attacks.gan")
+    assert GanSchedule().total_steps() == GanSchedule().identity_steps + GanSchedule().head_steps + \
+        GanSchedule().joint_steps
+
+
+def _gan_config(tmp_path: Path, attacks: list, models: list | None = None, defenses: list | None = None):
+    raw = tiny_raw(tmp_path)
+    raw["attacks"] = attacks
+    if models:
+        raw["models"] = models
+    if defenses:
+        raw["defenses"] = defenses
+    return tiny_config(tmp_path, **{k: raw[k] for k in ("attacks", "models", "defenses")})
+
+
+def test_planner_white_box_per_model_transfer_shared(tmp_path: Path) -> None:
+    config = _gan_config(tmp_path, [{"name": "gan", "options": TINY_GAN},
+                                    {"name": "gan-transfer", "options": {**TINY_GAN, "surrogate": "resnet18"}}],
+                         models=[{"name": "resnet10t"}, {"name": "resnet18"}])
+    plan = plan_matrix(config)
+    gans = [s for s in plan.stages if s.kind == "gan"]
+    assert sorted(s.params["mode"] for s in gans) == ["transfer", "white-box", "white-box"]
+    transfer = [s for s in gans if s.params["mode"] == "transfer"][0]
+    assert transfer.params["target"]["model"]["name"] == "resnet18"
+    assert len([s for s in plan.stages if s.kind == "fakes"]) == 3
+    assert len(plan.cells) == 4 and {c.cell[3] for c in plan.cells} == {0.0}
+    trains = [s for s in plan.stages if s.kind == "train"]
+    assert len(trains) == 2  # the surrogate is the matrix's own resnet18, not trained twice
+
+
+def test_planner_errors_for_gan_options(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError, match="did you mean 'joint_steps'"):
+        plan_matrix(_gan_config(tmp_path, [{"name": "gan", "options": {"joint_step": 3}}]))
+    with pytest.raises(BenchmarkError, match="surrogate 'vgg' is not a model of the matrix"):
+        plan_matrix(_gan_config(tmp_path, [{"name": "gan-transfer", "options": {"surrogate": "vgg"}}]))
+    with pytest.raises(BenchmarkError, match="semantic attack has no norm budget"):
+        plan_matrix(_gan_config(tmp_path, [{"name": "gan", "budgets": ["1/255"]}]))
+
+
+@pytest.mark.slow
+def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_path: Path) -> None:
+    raw = tiny_raw(tmp_path)
+    config = tiny_config(tmp_path, attacks=[{"name": "gan", "options": TINY_GAN}],
+                         training={"epochs": 6, "batch_size": 8, "lr": 0.002},
+                         dataset={**raw["dataset"], "options": {"count": 192}})
+    result = run(config, progress=False)
+    assert not result.failed, [o.error for o in result.failed]
+    store = Path(config.run.store) / "objects"
+    by_kind = {}
+    for art in store.glob("*/*/_artifact.json"):
+        by_kind.setdefault(json.loads(art.read_text())["kind"], []).append(art.parent)
+    data = data_stage.load(by_kind["data"][0])
+    fakes, visibility = fakes_stage.load(by_kind["fakes"][0])
+    assert fakes.shape == data.images.shape and fakes.dtype == np.float32
+    # Edits stay local: most of the change of a positive sits inside its lesion mask (the disc the GAN removes).
+    pos = data.labels == 1
+    change = np.abs(fakes - data.images)
+    inside = (change * data.masks)[pos].sum() / data.masks[pos].sum()
+    outside = (change * (1 - data.masks))[pos].sum() / (1 - data.masks)[pos].sum()
+    assert inside > 3 * outside, (inside, outside)
+    assert visibility["perturbation"]["ssim"]["mean"] > 0.5
+    assert 0 <= visibility["detector"]["auc"]["value"] <= 1
+    # Scores move in the attacked direction: up for negatives (insert), down for positives (remove).
+    test = data.subset("test")
+    _, after, record = attack_stage.load(by_kind["attack"][0])
+    with np.load(by_kind["train"][0] / "predictions.npz") as z:
+        before = z["test"]
+    neg, pos = test.labels == 0, test.labels == 1
+    assert (after[neg] > before[neg]).mean() >= 0.7  # insert: most negatives look more positive
+    assert (after[pos] < before[pos]).mean() >= 0.7  # remove: most positives look less positive
+    assert after[pos].mean() < before[pos].mean() - 0.05
+    assert record["threat"] == "semantic" and record["access"] == "white-box" and "visibility" in record
+    assert (by_kind["attack"][0] / "gallery.png").stat().st_size > 5000
