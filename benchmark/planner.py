@@ -89,7 +89,10 @@ def plan_matrix(config: MatrixConfig) -> Plan:
         for defense, d_entry in defenses:
             train_params = {"model": asdict(model), "defense": asdict(defense), "seed": seed}
             versions = {f"model:{model.name}": m_entry.version, f"defense:{defense.name}": d_entry.version}
-            train = b.add("train", f"train {model.name}+{defense.name}", train_params, {"data": data}, versions)
+            train_deps = {"data": data}
+            if d_entry.meta.get("needs") == "fakes":  # trains on fakes made against the same model, undefended
+                train_deps["fakes"] = _defense_fakes(b, config, data, model, attacks)
+            train = b.add("train", f"train {model.name}+{defense.name}", train_params, train_deps, versions)
             trains[(model.name, defense.name)] = (train, versions)
             for attack, a_entry, budgets in attacks:
                 for eps in budgets:
@@ -110,34 +113,51 @@ def plan_matrix(config: MatrixConfig) -> Plan:
     return Plan(list(b.stages.values()), cells)
 
 
-def _surrogate(config: MatrixConfig, attack: object) -> tuple[dict, dict[str, str]]:
-    """Train params and versions of a transfer attack's surrogate: a matrix model, trained without defense."""
-    name = attack.options.get("surrogate", config.models[0].name)
+def _surrogate(config: MatrixConfig, name: str, attack: str) -> tuple[dict, dict[str, str]]:
+    """Train params and versions of a matrix model trained without defense (a surrogate, or a GAN's target)."""
     match = [m for m in config.models if m.name == name]
     if not match:
-        raise BenchmarkError(f"{config.source}: attacks '{attack.name}': surrogate '{name}' is not a model of the "
+        raise BenchmarkError(f"{config.source}: attacks '{attack}': surrogate '{name}' is not a model of the "
                              f"matrix; use one of {', '.join(m.name for m in config.models)}")
     params = {"model": asdict(match[0]), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
     versions = {f"model:{name}": get_entry("models", name).version, "defense:none": get_entry("defenses", "none").version}
     return params, versions
 
 
-def _fakes_stage(b: _Builder, config: MatrixConfig, data: Stage, attack: object, entry: object,
-                 target: tuple[Stage, dict, dict[str, str]]) -> Stage:
-    """gan -> fakes for a GAN attack: against the attacked model (white-box) or the surrogate (transfer)."""
+def _gan_fakes(b: _Builder, config: MatrixConfig, data: Stage, train: Stage, params: dict, versions: dict[str, str],
+               schedule: dict) -> Stage:
+    """gan -> fakes against the classifier of `train`. The generators depend on that classifier, not on which cell
+    asked for them: transfer fakes made against a surrogate are the white-box fakes of the surrogate's own cell."""
+    who = f"{params['model']['name']}+{params['defense']['name']}"
+    gan = b.add("gan", f"gan vs {who}", {"options": schedule, "target": params, "seed": config.run.seed},
+                {"data": data, "train": train}, versions)
+    return b.add("fakes", f"fakes vs {who}", {"seed": config.run.seed}, {"data": data, "gan": gan}, {})
+
+
+def _schedule(attack: object, entry: object) -> dict:
     from benchmark.attacks.gan import check_options
 
-    transfer = entry.meta.get("access") == "transfer"
-    options = check_options(attack.name, dict(attack.options), transfer)
-    if transfer:
-        params, versions = _surrogate(config, attack)
+    options = check_options(attack.name, dict(attack.options), entry.meta.get("access") == "transfer")
+    return {k: v for k, v in options.items() if k != "surrogate"}
+
+
+def _fakes_stage(b: _Builder, config: MatrixConfig, data: Stage, attack: object, entry: object,
+                 target: tuple[Stage, dict, dict[str, str]]) -> Stage:
+    """The fakes a GAN attack cell uses: made against the attacked model (white-box) or the surrogate (transfer)."""
+    schedule = _schedule(attack, entry)
+    if entry.meta.get("access") == "transfer":
+        params, versions = _surrogate(config, attack.options.get("surrogate", config.models[0].name), attack.name)
         train = b.add("train", f"train {params['model']['name']}+none", params, {"data": data}, versions)
     else:
         train, params, versions = target
-    schedule = {k: v for k, v in options.items() if k != "surrogate"}
-    who = f"{params['model']['name']}+{params['defense']['name']}"
-    mode = "transfer" if transfer else "white-box"
-    gan = b.add("gan", f"gan {mode} vs {who}", {"attack": attack.name, "mode": mode, "options": schedule,
-                                                "target": params, "seed": config.run.seed},
-                {"data": data, "train": train}, {**versions, f"attack:{attack.name}": entry.version})
-    return b.add("fakes", f"fakes {mode} vs {who}", {"seed": config.run.seed}, {"data": data, "gan": gan}, {})
+    return _gan_fakes(b, config, data, train, params, versions, schedule)
+
+
+def _defense_fakes(b: _Builder, config: MatrixConfig, data: Stage, model: object, attacks: list) -> Stage:
+    """The fakes a fake-based defense trains on: the lesion GAN against the same model without a defense, with the
+    schedule of the matrix's first GAN attack (so those fakes are shared with its cells), else the default one."""
+    gan_attacks = [(a, e) for a, e, _ in attacks if e.meta.get("needs") == "fakes"]
+    schedule = _schedule(*gan_attacks[0]) if gan_attacks else {}
+    params, versions = _surrogate(config, model.name, "gan")
+    train = b.add("train", f"train {model.name}+none", params, {"data": data}, versions)
+    return _gan_fakes(b, config, data, train, params, versions, schedule)

@@ -78,10 +78,13 @@ def test_planner_white_box_per_model_transfer_shared(tmp_path: Path) -> None:
                          models=[{"name": "resnet10t"}, {"name": "resnet18"}])
     plan = plan_matrix(config)
     gans = [s for s in plan.stages if s.kind == "gan"]
-    assert sorted(s.params["mode"] for s in gans) == ["transfer", "white-box", "white-box"]
-    transfer = [s for s in gans if s.params["mode"] == "transfer"][0]
-    assert transfer.params["target"]["model"]["name"] == "resnet18"
-    assert len([s for s in plan.stages if s.kind == "fakes"]) == 3
+    # one GAN per attacked model; the transfer fakes are the surrogate's own white-box fakes, computed once
+    assert sorted(s.params["target"]["model"]["name"] for s in gans) == ["resnet10t", "resnet18"]
+    assert len([s for s in plan.stages if s.kind == "fakes"]) == 2
+    fakes_of = {c.cell[:3]: [d for r, d in plan.by_key()[c.deps["attack"]].deps.items() if r == "fakes"][0]
+                for c in plan.cells}
+    assert fakes_of[("resnet10t", "none", "gan-transfer")] == fakes_of[("resnet18", "none", "gan-transfer")] \
+        == fakes_of[("resnet18", "none", "gan")] != fakes_of[("resnet10t", "none", "gan")]
     assert len(plan.cells) == 4 and {c.cell[3] for c in plan.cells} == {0.0}
     trains = [s for s in plan.stages if s.kind == "train"]
     assert len(trains) == 2  # the surrogate is the matrix's own resnet18, not trained twice
@@ -130,3 +133,36 @@ def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_p
     assert after[pos].mean() < before[pos].mean() - 0.05
     assert record["threat"] == "semantic" and record["access"] == "white-box" and "visibility" in record
     assert (by_kind["attack"][0] / "gallery.png").stat().st_size > 5000
+
+
+def test_fake_based_defenses_train_on_fakes_of_the_undefended_model(tmp_path: Path) -> None:
+    config = _gan_config(tmp_path, [{"name": "gan", "options": TINY_GAN}],
+                         defenses=["none", "gan-fakes-relabel", "gan-fakes-detect"])
+    plan = plan_matrix(config)
+    by_key = plan.by_key()
+    trains = {s.params["defense"]["name"]: s for s in plan.stages if s.kind == "train"}
+    assert set(trains) == {"none", "gan-fakes-relabel", "gan-fakes-detect"}
+    assert "fakes" not in trains["none"].deps
+    shared = trains["gan-fakes-relabel"].deps["fakes"]
+    assert trains["gan-fakes-detect"].deps["fakes"] == shared
+    gan = by_key[by_key[shared].deps["gan"]]
+    assert gan.deps["train"] == trains["none"].key and gan.params["options"] == TINY_GAN
+    # the white-box GAN cell of the undefended model uses those very fakes; defended models get their own GAN
+    gan_cells = {c.cell[1]: by_key[c.deps["attack"]].deps["fakes"] for c in plan.cells}
+    assert gan_cells["none"] == shared and gan_cells["gan-fakes-relabel"] != shared
+
+
+@pytest.mark.slow
+def test_gan_fakes_detect_learns_a_manipulated_class(tmp_path: Path) -> None:
+    raw = tiny_raw(tmp_path)
+    config = tiny_config(tmp_path, attacks=[{"name": "gan", "options": TINY_GAN}],
+                         defenses=["gan-fakes-detect"],
+                         training={"epochs": 6, "batch_size": 8, "lr": 0.002},
+                         dataset={**raw["dataset"], "options": {"count": 192}})
+    result = run(config, progress=False)
+    assert not result.failed, [o.error for o in result.failed]
+    infos = [json.loads(p.read_text()) for p in Path(config.run.store).glob("objects/*/*/train.json")]
+    detect = [i for i in infos if i["defense"] == "gan-fakes-detect"][0]
+    assert detect["detection"]["detection_rate"]["n"] > 0
+    # a model that learned anything flags fakes more often than real images
+    assert detect["detection"]["detection_rate"]["value"] > detect["detection"]["false_alarm_rate"]["value"]

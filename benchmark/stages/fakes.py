@@ -41,7 +41,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
                          "mean_fraction_of_breast": float(changed[test].sum() / max(1, (data.images[test] > 0.02).sum()))},
         "detector": detector,
         "counts": {s: int((data.splits == s).sum()) for s in SPLITS},
-        "mode": record["mode"], "gan_target": record["target"],
+        "gan_target": record["target"],
         "gan_seconds": record["seconds"], "generate_seconds": generate_seconds,
         "seconds": record["seconds"] + generate_seconds,
     }

@@ -21,13 +21,13 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     data = data_stage.load(inputs["data"])
     train = data.subset("train")
     model, _, _ = train_stage.load(inputs["train"], params["target"], data.images.shape[-1], ctx.device)
-    schedule = schedule_from_options(params["options"], f"attacks.{params['attack']}")
+    schedule = schedule_from_options(params["options"], "attacks.gan")
     target = f"{params['target']['model']['name']}+{params['target']['defense']['name']}"
     generators, record = train_gan(train.images, train.labels, model, schedule, ctx.device, params["seed"],
-                                   label=f"gan ({params['mode']}) vs {target}", progress=ctx.progress)
+                                   label=f"gan vs {target}", progress=ctx.progress)
     torch.save({name: {k: v.detach().cpu() for k, v in g.state_dict().items()} for name, g in generators.items()},
                out / "generators.pt")
-    record.update({"mode": params["mode"], "target": target,
+    record.update({"target": target,
                    "seconds": sum(d["seconds"] for d in record["directions"].values())})
     (out / "gan.json").write_text(json.dumps(record, indent=1))
 

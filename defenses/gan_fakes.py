@@ -1,0 +1,85 @@
+"""Adversarial training with pre-generated GAN fakes (the study's proposed defense), in both of its readings.
+
+The engine trains the lesion GAN against the same model without a defense, generates fakes of the train split once
+(the `fakes` stage, shared with the `gan` attack cells of the undefended model), and hands them to the defense
+before training. Each training batch then gets `fraction` x batch-size fakes appended:
+- `gan-fakes-relabel`: with their original label, so the model learns to see through inserted or removed tissue;
+- `gan-fakes-detect`: with a third class "manipulated" (the model gets a third output), so the model learns to flag
+  edits; the leaderboard reports its detection rate on test fakes and its false-alarm rate on real test images.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.entry_api import Defense
+from benchmark.errors import BenchmarkError
+from benchmark.registry import register_defense
+
+from ._options import Option, read_options
+
+__all__ = ["GanFakesRelabel", "GanFakesDetect", "MANIPULATED"]
+
+MANIPULATED = 2  # the third class of gan-fakes-detect
+OPTIONS = {
+    "fraction": Option(0.5, float, "fakes appended to each batch, as a share of the batch size", above=0, high=4),
+    "seed": Option(0, int, "seed of the fake sampling (added to the run seed's batch order)", low=0),
+}
+
+
+class _GanFakes(Defense):
+    differentiable = True
+    claims = ("semantic",)
+    extra_classes = 0
+    name = "gan-fakes"
+
+    def __init__(self, options: dict | None = None) -> None:
+        super().__init__(options)
+        self.settings = read_options(self.name, self.options, OPTIONS)
+        self.fakes: torch.Tensor | None = None
+        self.fake_labels: torch.Tensor | None = None
+        self._rng = np.random.default_rng(self.settings["seed"])
+
+    def use_fakes(self, fakes: np.ndarray, labels: np.ndarray) -> None:
+        """The train split's pre-generated fakes and the labels of the images they were made from."""
+        if len(fakes) == 0:
+            raise BenchmarkError(f"defense {self.name}: no fakes for the train split")
+        self.fakes = torch.as_tensor(fakes, dtype=torch.float32)
+        self.fake_labels = torch.as_tensor(labels, dtype=torch.long)
+
+    def _target(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels
+
+    def training_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                       step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch with round(fraction * batch) random fakes appended (labels per the defense's reading)."""
+        if self.fakes is None:
+            raise BenchmarkError(f"defense {self.name} needs the engine's fakes stage; run it through the matrix")
+        k = max(1, round(self.settings["fraction"] * len(x)))
+        idx = torch.as_tensor(self._rng.choice(len(self.fakes), size=k, replace=len(self.fakes) < k))
+        fakes = self.fakes[idx].to(x.device, x.dtype)
+        return torch.cat([x, fakes]), torch.cat([y, self._target(self.fake_labels[idx]).to(y.device)])
+
+    def describe(self) -> dict:
+        """Options, claims and how the fakes were made."""
+        return {**super().describe(), "fakes": "lesion GAN trained against the same model without defense",
+                "extra_classes": self.extra_classes}
+
+
+@register_defense("gan-fakes-relabel", needs="fakes")
+class GanFakesRelabel(_GanFakes):
+    """Adversarial training on pre-generated GAN fakes that keep their original label (see through the edit)."""
+
+    name = "gan-fakes-relabel"
+
+
+@register_defense("gan-fakes-detect", needs="fakes")
+class GanFakesDetect(_GanFakes):
+    """Adversarial training on pre-generated GAN fakes taught as a third class, 'manipulated' (detect the edit)."""
+
+    name = "gan-fakes-detect"
+    extra_classes = 1
+
+    def _target(self, labels: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(labels, MANIPULATED)
