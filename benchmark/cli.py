@@ -1,4 +1,5 @@
-"""Command line: run, list, show. User errors print one line and exit 2; failed cells exit 1."""
+"""Command line: run, list, show, leaderboard, check. User errors print one line and exit 2; failed cells and
+robustness regressions exit 1."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,9 @@ from benchmark.config import budget_label, load_config
 from benchmark.errors import BenchmarkError
 from benchmark.registry import KINDS, list_entries
 
-__all__ = ["main"]
+__all__ = ["CI_CONFIG", "main"]
+
+CI_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "ci.toml"
 
 _console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)  # logs: no truncation
 
@@ -31,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="recompute this stage kind and what depends on it (data, train, attack, score)")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override run.device")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="run stages in this process (default) or as Ray tasks (pip install '.[ray]')")
+    r.add_argument("--address", default=None, help="with --backend ray: join this cluster ('auto' or host:port); "
+                                                    "default: start a local Ray instance")
+    r.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="with --backend ray and no --address: CPUs of the local instance (default: all)")
+    r.add_argument("--cpus-per-task", type=int, default=1, metavar="N",
+                   help="with --backend ray: CPUs (and torch threads) of each stage's task (default 1)")
     r.add_argument("--skip-bad", action=argparse.BooleanOptionalAction, default=None,
                    help="skip and list unreadable image files (default), or stop at the first (override "
                         "dataset.skip_bad)")
@@ -39,6 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print a recorded run's results")
     s.add_argument("run", nargs="?", default="latest", help="run id, 'latest' or a run folder")
     s.add_argument("--config", type=Path, default=None, help="config whose store holds the run")
+    lb = sub.add_parser("leaderboard", help="rewrite a config's leaderboards from its latest recorded run "
+                                            "(nothing is recomputed)")
+    lb.add_argument("--config", type=Path, default=None, help="config whose store and leaderboards to use")
+    lb.add_argument("--run", default=None, help="run id, 'latest' or a run folder (default: the newest run of "
+                                                "this config)")
+    lb.add_argument("--from-entries", action="store_true",
+                    help="re-render the views (Markdown, CSV, HTML, plots) from the JSON entries alone")
+    ck = sub.add_parser("check", help="CI gate: rerun a pinned small matrix, fail on robustness regressions "
+                                      "beyond noise against the committed leaderboard")
+    ck.add_argument("--config", type=Path, default=None, help=f"matrix to rerun (default: {CI_CONFIG.name})")
+    ck.add_argument("--baseline", "--against", dest="baseline", type=Path, default=None,
+                    help="committed leaderboard folder (default: the config's leaderboards/<dataset>)")
+    ck.add_argument("--run", default=None, help="compare a finished run (id, 'latest' or folder) instead of "
+                                                "rerunning the matrix")
+    ck.add_argument("--alpha", type=float, default=0.05, help="family-wise error of the paired tests (Holm)")
+    ck.add_argument("--update-baseline", action="store_true",
+                    help="accept the rerun: write its leaderboard over the baseline folder")
+    ck.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
@@ -53,7 +82,7 @@ def _cmd_list(kind: str | None) -> int:
     return 0
 
 
-def _results_table(table: "object", title: str) -> Table:
+def _results_table(table: object, title: str) -> Table:
     out = Table(title=title, title_justify="left")
     cols = [("model", "model"), ("defense", "defense"), ("attack", "attack"), ("budget", "budget"),
             ("clean_accuracy", "clean acc"), ("clean_auc", "AUC"),
@@ -76,6 +105,21 @@ def _results_table(table: "object", title: str) -> Table:
     return out
 
 
+def _ray_options(args: argparse.Namespace) -> object | None:
+    """RayOptions from the run flags (None for the local backend, which takes no Ray flag)."""
+    given = [f for f, v in (("--address", args.address), ("--ray-workers", args.ray_workers),
+                            ("--cpus-per-task", args.cpus_per_task != 1)) if v]
+    if args.backend != "ray":
+        if given:
+            raise BenchmarkError(f"{given[0]} needs --backend ray")
+        return None
+    if (args.ray_workers is not None and args.ray_workers < 1) or args.cpus_per_task < 1:
+        raise BenchmarkError("--ray-workers and --cpus-per-task must be at least 1")
+    from benchmark.executor_ray import RayOptions
+
+    return RayOptions(args.address, args.ray_workers, args.cpus_per_task)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -89,7 +133,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = replace(config, run=replace(config.run, device=args.device))
     if args.skip_bad is not None:
         config = replace(config, dataset=replace(config.dataset, skip_bad=args.skip_bad))
-    result = run(config, tuple(args.force), progress=not args.no_progress, leaderboard=not single)
+    result = run(config, tuple(args.force), progress=not args.no_progress, leaderboard=not single,
+                 backend=args.backend, ray_options=_ray_options(args))
     summary = Table(title="summary", title_justify="left")
     for col in ("stage", "done", "cached", "failed", "skipped", "seconds"):
         summary.add_column(col, justify="left" if col == "stage" else "right")
@@ -127,6 +172,81 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import load_entries, refresh_checks, write_leaderboard
+    from benchmark.leaderboard_source import latest_run, publish_run
+    from benchmark.results import resolve_run
+
+    config = load_config(args.config)
+    folder = config.run.leaderboards / config.dataset.name
+    if args.from_entries:
+        entries = refresh_checks(load_entries(folder))
+        path = write_leaderboard(folder, entries, entries[0]["dataset"])
+        _console.print(f"leaderboard re-rendered from {len(entries)} entries: {path}")
+        return 0
+    run_dir = resolve_run(config.run.store, args.run) if args.run else latest_run(config.run.store, config.digest())
+    if run_dir is None:
+        raise BenchmarkError(f"no recorded run of {config.source} under {config.run.store}/records; run `python -m "
+                             f"benchmark run --config {config.source}` first, or re-render {folder} with "
+                             "--from-entries")
+    path = publish_run(run_dir, config.run.store, folder)
+    if path is None:
+        raise BenchmarkError(f"run {run_dir.name} scored no cell; nothing to write")
+    _console.print(f"leaderboard written to {path} (from run {run_dir.name}; nothing recomputed)")
+    return 0
+
+
+def _baseline_folder(path: Path, dataset: str) -> Path:
+    """A data set's leaderboard folder: path itself when it holds entries/ or is named so, else path/<dataset>."""
+    return path if (path / "entries").is_dir() or path.name == dataset else path / dataset
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import load_entries
+    from benchmark.leaderboard_source import load_run
+    from benchmark.regression_gate import compare
+    from benchmark.results import resolve_run
+    from benchmark.runner import run
+
+    config = load_config(args.config or CI_CONFIG)
+    folder = _baseline_folder(args.baseline or config.run.leaderboards, config.dataset.name)
+    if not (folder / "entries").is_dir() and not args.update_baseline:
+        raise BenchmarkError(f"no baseline entries under {folder}/entries; pass --against DIR, or create it with "
+                             "--update-baseline")
+    baseline = load_entries(folder) if (folder / "entries").is_dir() else []
+    if args.run:
+        run_dir = resolve_run(config.run.store, args.run)
+    else:
+        result = run(config, progress=not args.no_progress, leaderboard=False)
+        run_dir = result.run_dir
+        for o in result.failed:
+            _console.print(f"[red]{o.status}[/red] {o.label}: {o.error}")
+    source = load_run(run_dir, config.run.store)
+    current = source.entries()
+    comparisons = compare(baseline, current, args.alpha)
+    table = Table(title=f"check: run {run_dir.name} against {folder}", title_justify="left")
+    for col in ("entry", "score", "baseline", "now", "test", "status"):
+        table.add_column(col)
+    colours = {"regressed": "red", "missing": "red", "improved": "green", "new": "cyan"}
+    for c in comparisons:
+        status = f"[{colours[c.status]}]{c.status}[/]" if c.status in colours else c.status
+        table.add_row(c.entry, c.score, c.baseline, c.now, c.test, status)
+    _console.print(table)
+    counts = {s: sum(c.status == s for c in comparisons) for s in ("regressed", "missing", "improved", "noise",
+                                                                    "same", "new")}
+    _console.print("check: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + f" ({len(comparisons)} scores)")
+    failures = [c for c in comparisons if c.failed]
+    if args.update_baseline:
+        path = source.write(current, folder)
+        _console.print(f"baseline updated: {path}" + (f" ({len(failures)} regressions accepted)" if failures else ""))
+        return 0
+    for c in failures:
+        print(c.line())
+    if counts["improved"]:
+        _console.print("improvements found: accept them with --update-baseline")
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m benchmark`; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -135,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_list(args.kind)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "leaderboard":
+            return _cmd_leaderboard(args)
+        if args.command == "check":
+            return _cmd_check(args)
         return _cmd_show(args)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
+from benchmark.model_recipes import train_defaults
 
 __all__ = ["RunSettings", "DatasetSpec", "TrainSpec", "ModelSpec", "DefenseSpec", "AttackSpec", "MatrixConfig",
            "load_config", "parse_config", "parse_budget", "budget_label", "DEFAULT_CONFIG"]
@@ -90,11 +91,13 @@ class MatrixConfig:
     attacks: tuple[AttackSpec, ...]
     source: str = "<dict>"
     attack_batch_size: int = 64
+    training: TrainSpec = TrainSpec()  # the [training] section, before any model's own defaults
 
     def digest(self) -> str:
         """A short hash of everything that decides results (not where they are written)."""
         data = asdict(self)
         data.pop("source")
+        data.pop("training")  # reaches results only through each ModelSpec.train, which is hashed
         data["run"] = {"seed": self.run.seed}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -106,8 +109,8 @@ class MatrixConfig:
             found = [i for i in items if i.name == name]
             return tuple(found) if found else (make(name),)
         return replace(self,
-                       models=pick(self.models, model, lambda n: ModelSpec(n, self.models[0].train if self.models
-                                                                          else TrainSpec())),
+                       models=pick(self.models, model, lambda n: ModelSpec(n, replace(self.training,
+                                                                                      **train_defaults(n)))),
                        defenses=pick(self.defenses, defense, DefenseSpec),
                        attacks=pick(self.attacks, attack, AttackSpec))
 
@@ -241,7 +244,9 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     for i, item in enumerate(_entry_list(check, raw.get("models"), "models")):
         where = f"models[{i}]"
         check.keys(item, _TRAIN_KEYS | {"name", "options"}, where)
-        models.append(ModelSpec(item["name"], _train_spec(check, item, base, where),
+        # precedence: this [[models]] table, then the model's own defaults (benchmark/model_recipes.py), then base
+        merged = {**train_defaults(item["name"]), **item}
+        models.append(ModelSpec(item["name"], _train_spec(check, merged, base, where),
                                 dict(check.typed(item, "options", dict, {}, where))))
 
     defenses = []
@@ -267,7 +272,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     _no_duplicates(check, "defenses", [d.name for d in defenses])
     _no_duplicates(check, "attacks", [a.name for a in attacks])
     return MatrixConfig(run, dataset, tuple(models), tuple(defenses), tuple(attacks), source,
-                        check.positive(attack_t, "batch_size", int, 64, "attack"))
+                        check.positive(attack_t, "batch_size", int, 64, "attack"), base)
 
 
 def _no_duplicates(check: _Checker, section: str, names: list[str]) -> None:

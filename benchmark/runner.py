@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -16,13 +17,16 @@ from benchmark.config import MatrixConfig
 from benchmark.device import resolve_device
 from benchmark.errors import BenchmarkError
 from benchmark.executor_local import StageOutcome, run_plan
-from benchmark.leaderboard import build_entries, write_leaderboard
+from benchmark.leaderboard_source import publish_run
 from benchmark.planner import STAGE_KINDS, Plan, plan_matrix
-from benchmark.results import collect_cells, git_commit, versions, write_run
+from benchmark.results import collect_cells, write_run
 from benchmark.stages import StageContext
 from benchmark.store import Store
 
-__all__ = ["RunResult", "run", "check_writable"]
+if TYPE_CHECKING:
+    from benchmark.executor_ray import RayOptions
+
+__all__ = ["RunResult", "check_writable", "run"]
 
 
 @dataclass
@@ -71,14 +75,23 @@ def _warn_skipped(plan: Plan, store: Store, outcomes: dict[str, StageOutcome]) -
 
 
 def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
-        leaderboard: bool = True) -> RunResult:
-    """Run every cell of config not already stored; write run records and (for matrices) the leaderboard."""
+        leaderboard: bool = True, backend: str = "local", ray_options: RayOptions | None = None) -> RunResult:
+    """Run every cell of config not already stored; write run records and (for matrices) the leaderboard.
+    backend "ray" runs each stage as a Ray task (benchmark/executor_ray.py), configured by ray_options."""
     started = time.time()
     for kind in force:
         if kind not in STAGE_KINDS:
             raise BenchmarkError(f"--force {kind}: unknown stage; choose from {', '.join(STAGE_KINDS)}")
     plan = plan_matrix(config)  # unknown names and bad budgets fail here, before anything is written
-    device = resolve_device(config.run.device)
+    if backend == "ray":  # imported only when asked for: Ray is an optional extra
+        from benchmark.executor_ray import RayOptions, cluster_device, run_plan_ray
+
+        ray_options = ray_options or RayOptions()
+        device = cluster_device(config.run.device, ray_options)  # the cluster's GPUs count, not this machine's
+    elif backend == "local":
+        device = resolve_device(config.run.device)
+    else:
+        raise BenchmarkError(f"--backend {backend}: unknown backend; choose local or ray")
     check_writable(config.run.store, "store")
     if leaderboard:
         check_writable(config.run.leaderboards, "leaderboards")
@@ -86,18 +99,17 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
         torch.set_num_threads(max(1, torch.get_num_threads()))
     store = Store(config.run.store)
     ctx = StageContext(device, config.attack_batch_size, progress, cache_dir=config.run.store / "cache")
-    outcomes = run_plan(plan, store, ctx, set(force), progress)
-    _warn_skipped(plan, store, outcomes)
-    cells = collect_cells(plan, store, outcomes)
     run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(started)) + f"-{config.digest()[:8]}"
     run_dir = config.run.store / "records" / run_id
+    if backend == "ray":  # each computed stage's output goes to run_dir/logs/<key>.log
+        outcomes = run_plan_ray(plan, store, ctx, set(force), progress, ray_options, run_dir / "logs")
+    else:
+        outcomes = run_plan(plan, store, ctx, set(force), progress)
+    _warn_skipped(plan, store, outcomes)
+    cells = collect_cells(plan, store, outcomes)
     table = write_run(run_dir, config, outcomes, cells, str(device), started)
     (config.run.store / "records" / "LATEST").write_text(run_id + "\n")
     board = None
-    if leaderboard and cells:
-        provenance = {"config_digest": config.digest(), "seed": config.run.seed, "device": str(device),
-                      "date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(), "versions": versions(),
-                      "run_id": run_id, "image_size": config.dataset.image_size}
-        entries = build_entries(cells, config.dataset.name, provenance)
-        board = write_leaderboard(config.run.leaderboards / config.dataset.name, entries, config.dataset.name)
+    if leaderboard and cells:  # the same path as `python -m benchmark leaderboard`: from the run's record
+        board = publish_run(run_dir, config.run.store, config.run.leaderboards / config.dataset.name)
     return RunResult(run_dir, plan, outcomes, table, board, time.time() - started)

@@ -75,7 +75,7 @@ def _label_files(root: Path, kinds: list[str]) -> list[tuple[Path, str]]:
     return found
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, masks=("roi_masks", OWN["roi_masks"][0]))  # lesion masks iff roi_masks
 def cbis_ddsm(spec: Any, workdir: Path) -> ImageSet:
     """CBIS-DDSM, local copy; positive = pathology MALIGNANT; official train/test, val carved by patient."""
     options = parse_options(NAME, spec.options, OWN)

@@ -85,7 +85,7 @@ def _files(root: Path, subjects: set[str]) -> dict[str, list[Path]]:
     return out
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, masks=False)
 def cmmd(spec: Any, workdir: Path) -> ImageSet:
     """CMMD, local copy; positive = classification Malignant for the breast shown (ImageLaterality)."""
     options = parse_options(NAME, spec.options, {})

@@ -39,7 +39,7 @@ def _dicom_patient(path: Path) -> str:
     return f"dicom:{value}" if value.strip() else f"file:{path}"
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, masks=False)
 def dicom_folder(spec: Any, workdir: Path) -> ImageSet:
     """A local folder of DICOM mammograms with a label CSV; positive = label in positive_values."""
     options = parse_options(NAME, spec.options, OWN)

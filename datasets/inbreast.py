@@ -47,7 +47,7 @@ def _dicoms(folder: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, masks=False)  # AllXML contours are not read
 def inbreast(spec: Any, workdir: Path) -> ImageSet:
     """INbreast, local copy; positive = Bi-Rads 4a-6, negative = 1-2, Bi-Rads 3 excluded by default."""
     options = parse_options(NAME, spec.options, OWN)

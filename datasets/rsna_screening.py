@@ -23,7 +23,7 @@ POSITIVE = "cancer == 1 in train.csv (about 2% of images); cancer == 0 negative"
 OWN: dict[str, tuple[Any, type]] = {"labels": ("train.csv", str), "images": ("train_images", str)}
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, masks=False)
 def rsna_screening(spec: Any, workdir: Path) -> ImageSet:
     """RSNA Screening Mammography (Kaggle 2022), local copy; positive = cancer == 1; split by patient."""
     options = parse_options(NAME, spec.options, OWN)

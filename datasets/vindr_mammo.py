@@ -57,7 +57,7 @@ def _boxes(path: Path, wanted: set[str]) -> dict[str, list[tuple[float, float, f
     return out
 
 
-@register_dataset(NAME)
+@register_dataset(NAME, masks=("masks", OWN["masks"][0]))  # finding boxes iff masks (and the CSV)
 def vindr_mammo(spec: Any, workdir: Path) -> ImageSet:
     """VinDr-Mammo, local copy; positive = breast BI-RADS in positive_birads (default 5), negative BI-RADS 1."""
     options = parse_options(NAME, spec.options, OWN)

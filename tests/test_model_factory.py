@@ -75,3 +75,37 @@ def test_input_gradient_penalty_adds_a_positive_term() -> None:
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with pytest.raises(BenchmarkError, match="recipe loss 'hinge' is unknown"):
         make_loss({"loss": "hinge"})
+
+
+def _tmp_model(image_size: int, **options: object) -> torch.nn.Module:
+    """A temporary entry with its own training defaults."""
+    return create_timm("resnet10t", image_size, **options)
+
+
+def test_a_models_own_training_defaults_apply_where_the_config_is_silent(tmp_path: Path) -> None:
+    from benchmark.config import TrainSpec, parse_config
+    from benchmark.model_recipes import train_defaults
+    from benchmark.registry import get_registry, register_model
+
+    list_entries("models")
+    register_model("tmp-recipe", train={"lr": 5e-4, "epochs": 3})(_tmp_model)
+    try:
+        assert train_defaults("tmp-recipe") == {"lr": 5e-4, "epochs": 3}
+        assert train_defaults("no-such-model") == {}
+        raw = {"dataset": {"name": "synthetic-mammo"}, "training": {"lr": 0.002, "epochs": 9, "batch_size": 16},
+               "models": [{"name": "tmp-recipe"}, {"name": "tmp-recipe-2"}], "attacks": ["fgsm"]}
+        register_model("tmp-recipe-2")(_tmp_model)
+        own, plain = parse_config(raw).models
+        assert own.train == TrainSpec(epochs=3, batch_size=16, lr=5e-4, weight_decay=0.05)  # own over [training]
+        assert plain.train == TrainSpec(epochs=9, batch_size=16, lr=0.002, weight_decay=0.05)
+        raw["models"] = [{"name": "tmp-recipe", "lr": 0.01}]  # a [[models]] key beats the model's default
+        assert parse_config(raw).models[0].train.lr == 0.01
+        config = parse_config({**raw, "models": ["tmp-recipe-2"]}).with_cell("tmp-recipe", None, None)
+        assert config.models[0].train == TrainSpec(epochs=3, batch_size=16, lr=5e-4, weight_decay=0.05)
+        get_registry("models").remove("tmp-recipe")
+        register_model("tmp-recipe", train={"learning_rate": 1e-3})(_tmp_model)
+        with pytest.raises(BenchmarkError, match="train default 'learning_rate' is unknown"):
+            parse_config(raw)
+    finally:
+        get_registry("models").remove("tmp-recipe")
+        get_registry("models").remove("tmp-recipe-2")

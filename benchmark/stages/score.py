@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from benchmark.perturbation import perturbation_metrics
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 
-__all__ = ["run", "load"]
+__all__ = ["load", "run"]
 
 
 def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
@@ -34,8 +35,19 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         "perturbation": perturbation_metrics(test.images, adv_images),
         "attack_seconds": attack_info["seconds"], "images_per_s": attack_info["images_per_s"],
         "train_seconds": train_info["seconds"], "val_auc": train_info["val_auc"], "threshold": threshold,
-        "n_test": int(len(test)),
+        "n_test": len(test),
+        "defense_info": train_info.get("defense_info"),
+        "masking_probe": train_info.get("masking_probe"),  # None for train artifacts made before the probe
     }
+    if attack_info.get("visibility") is not None:  # GAN cells: how visible the fakes are
+        row["visibility"] = attack_info["visibility"]
+    detection = train_info.get("detection") or attack_info.get("detection")
+    if detection is not None:  # detecting defenses: fakes flagged as manipulated, and real images flagged
+        row["detection"] = detection
+    # GAN cells: the attack's gallery (original, fake, difference); pixel galleries are drawn by the leaderboard
+    if (inputs["attack"] / "gallery.png").is_file():
+        shutil.copyfile(inputs["attack"] / "gallery.png", out / "gallery.png")
+        row["gallery"] = "gallery.png"
     (out / "row.json").write_text(json.dumps(to_jsonable(row), indent=1))
     np.savez(out / "flags.npz", ids=test.ids.astype(str), labels=test.labels,
              clean_correct=clean_pred == test.labels, robust=outcome.flags, fooled=outcome.fooled)

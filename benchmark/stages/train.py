@@ -9,23 +9,27 @@ import torch
 from torch import nn
 
 from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
-from benchmark.device import prepare_model, seed_everything
+from benchmark.device import autocast, prepare_model, seed_everything
 from benchmark.entry_api import Defense
 from benchmark.inference import predict_proba
 from benchmark.losses import make_loss
-from benchmark.metrics import choose_threshold
+from benchmark.masking_probe import gradient_probe
+from benchmark.metrics import choose_threshold, rate
 from benchmark.model_factory import load_checkpoint
 from benchmark.registry import get_entry
 from benchmark.stages import data as data_stage
+from benchmark.stages import fakes as fakes_stage
 from benchmark.training import train_classifier
 
-__all__ = ["run", "load"]
+__all__ = ["load", "run"]
 
 
 def build(model_spec: ModelSpec, defense_spec: DefenseSpec, image_size: int) -> tuple[nn.Module, Defense]:
     """Fresh model and defense objects from their registry entries."""
-    model = get_entry("models", model_spec.name).obj(image_size, **model_spec.options)
     defense = get_entry("defenses", defense_spec.name).obj(defense_spec.options)
+    extra = int(getattr(defense, "extra_classes", 0))  # e.g. a "manipulated" output for a detecting defense
+    options = {**model_spec.options, **({"num_classes": 2 + extra} if extra else {})}
+    model = get_entry("models", model_spec.name).obj(image_size, **options)
     return model, defense
 
 
@@ -45,6 +49,10 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         load_checkpoint(model, model_spec.train.checkpoint)
     device = ctx.device
     model = prepare_model(model, device)
+    fakes = fakes_stage.load(inputs["fakes"])[0] if "fakes" in inputs else None
+    if fakes is not None:  # adversarial training with pre-generated GAN fakes
+        train_rows = data.splits == "train"
+        defense.use_fakes(fakes[train_rows], data.labels[train_rows])
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
                               params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
                               loss_fn=make_loss(get_entry("models", model_spec.name).meta.get("recipe", {})),
@@ -54,13 +62,32 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     val_scores = predict_proba(deployed, val.images, device)
     test_scores = predict_proba(deployed, test.images, device)
     threshold = choose_threshold(val.labels, val_scores)
+    detection = _detection(deployed, test.images, fakes[data.splits == "test"], device) \
+        if fakes is not None and getattr(defense, "extra_classes", 0) else None
     torch.save({k: v.detach().cpu() for k, v in result.state_dict.items()}, out / "model.pt")
     np.savez(out / "predictions.npz", val=val_scores, test=test_scores)
     (out / "train.json").write_text(json.dumps({
         "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
         "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
         "seconds": result.seconds, "history": result.history,
-        "parameters": sum(p.numel() for p in model.parameters())}, indent=1))
+        "parameters": sum(p.numel() for p in model.parameters()), "detection": detection,
+        # gradient-masking probe on the deployed model, judged by benchmark.masking_checks at leaderboard time
+        "masking_probe": gradient_probe(deployed, val.images, val.labels, device)}, indent=1))
+
+
+@torch.no_grad()
+def _detection(model: nn.Module, real: np.ndarray, fakes: np.ndarray, device: torch.device) -> dict:
+    """A detecting model's rate of flagging test fakes as manipulated, and of flagging real test images."""
+    def flagged(images: np.ndarray) -> int:
+        model.eval()
+        count = 0
+        for i in range(0, len(images), 128):
+            with autocast(device):
+                logits = model(torch.as_tensor(images[i:i + 128]).to(device)).float()
+            count += int((logits.argmax(1) >= 2).sum())
+        return count
+    return {"detection_rate": rate(flagged(fakes), len(fakes)).to_dict(),
+            "false_alarm_rate": rate(flagged(real), len(real)).to_dict()}
 
 
 def load(path: Path, params: dict, image_size: int, device: torch.device) -> tuple[nn.Module, Defense, dict]:

@@ -1,0 +1,153 @@
+"""index.html: one static page (no server, no network) with sortable tables, the plots and the galleries."""
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from benchmark.leaderboard_entry import (
+    BOARD_TITLES,
+    STUDY,
+    cell_columns,
+    fmt_auc,
+    fmt_count,
+    fmt_pct,
+)
+
+__all__ = ["render_html"]
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5rem auto;max-width:1400px;padding:0 1rem;
+color:#1d2330}
+h1{margin-bottom:.2rem}.note{color:#555;font-size:.9rem;max-width:70rem}
+table{border-collapse:collapse;margin:.6rem 0 1.6rem;font-size:.85rem}
+th,td{border:1px solid #d5d9e0;padding:.3rem .5rem;text-align:right;white-space:nowrap}
+th{background:#eef1f6;cursor:pointer;user-select:none;position:sticky;top:0}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+td.text,th.text{text-align:left}.scroll{overflow-x:auto;max-width:100%}tr.unreliable td{background:#fff4e0}tr.study td{background:#eef7ee;font-style:italic}
+.mark{color:#a0522d;font-weight:bold}figure{display:inline-block;margin:.5rem 1rem 1rem 0;vertical-align:top}
+figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85rem;color:#444;max-width:60rem}
+"""
+
+_SCRIPT = """
+function sortKey(cell){const v=cell.dataset.sort!==undefined?cell.dataset.sort:cell.textContent.trim();
+  const n=parseFloat(v);return (v!==''&&!isNaN(n)&&isFinite(v))?n:v.toLowerCase();}
+function sortTable(table,col,th){
+  const body=table.tBodies[0];const rows=Array.from(body.rows).filter(r=>!r.classList.contains('study'));
+  const asc=th.getAttribute('aria-sort')!=='ascending';
+  rows.sort((a,b)=>{const x=sortKey(a.cells[col]),y=sortKey(b.cells[col]);
+    const xe=(x===''||x==='n/a'),ye=(y===''||y==='n/a');if(xe||ye)return xe-ye;
+    if(typeof x===typeof y)return (x<y?-1:x>y?1:0)*(asc?1:-1);return typeof x==='number'?-1:1;});
+  rows.forEach(r=>body.appendChild(r));
+  table.querySelectorAll('th').forEach(h=>h.removeAttribute('aria-sort'));
+  th.setAttribute('aria-sort',asc?'ascending':'descending');}
+document.querySelectorAll('table.sortable').forEach(t=>{
+  t.querySelectorAll('thead th').forEach((th,i)=>th.addEventListener('click',()=>sortTable(t,i,th)));});
+"""
+
+_MARKS = {"adaptive white-box (BPDA/EOT)": "†", "transfer": "T", "black-box": "B"}
+
+
+def _td(text: str, sort: object = None, cls: str = "") -> str:
+    attr = "" if sort is None else f' data-sort="{escape(str(sort))}"'
+    klass = f' class="{cls}"' if cls else ""
+    return f"<td{klass}{attr}>{escape(text)}</td>"
+
+
+def _value(r: dict | None) -> object:
+    return "" if not r or r.get("value") is None else r["value"]
+
+
+def _board(board: str, entries: list[dict]) -> str:
+    columns = cell_columns(entries)
+    head = [("#", ""), ("model", "text"), ("defense", "text"), ("clean acc %", ""), ("AUC", ""),
+            ("worst-case robust acc %", "")] + [(c, "") for c, _, _ in columns] + [("train s", ""), ("attack s", "")]
+    rows = []
+    for rank, e in enumerate(entries, 1):
+        by_cell = {a["cell"]: a for a in e["attacks"]}
+        cells = [_td(str(rank), rank), _td(e["model"], cls="text"),
+                 _td(e["defense"] + (" (unreliable)" if e["unreliable"] else ""), cls="text"),
+                 _td(fmt_pct(e["clean"]["accuracy"]), _value(e["clean"]["accuracy"])),
+                 _td(fmt_auc(e["clean"]["auc"]), _value(e["clean"]["auc"])),
+                 _td(fmt_pct(e["worst_case_robust_accuracy"]), _value(e["worst_case_robust_accuracy"]))]
+        for c, _, _ in columns:
+            a = by_cell.get(c)
+            r = a["attack_outcome"]["robust_accuracy"] if a else None
+            cells.append(_td(fmt_pct(r) + _MARKS.get(a["evaluation"], "") if a else "", _value(r)))
+        cost = e.get("cost") or {}
+        cells += [_td(f"{e.get('train_seconds') or 0:.0f}", e.get("train_seconds") or 0),
+                  _td(f"{cost.get('attack_seconds') or 0:.0f}", cost.get("attack_seconds") or 0)]
+        title = f' title="{escape(e["unreliable_reason"])}"' if e["unreliable"] else ""
+        rows.append(f'<tr class="{"unreliable" if e["unreliable"] else ""}"{title}>{"".join(cells)}</tr>')
+    ths = "".join(f'<th class="{cls}">{escape(h)}</th>' for h, cls in head)
+    return (f'<h2 id="{board}">{escape(BOARD_TITLES[board])}</h2>\n<div class="scroll"><table class="sortable" '
+            f'id="board-{board}"><thead><tr>{ths}</tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table></div>")
+
+
+def _gan(entries: list[dict]) -> str:
+    head = ["model", "defense", "attack", "positives made negative", "negatives made positive", "overall fooled",
+            "SSIM", "PSNR dB", "breast area changed %", "real-vs-fake detector AUC"]
+    study = ('<tr class="study">' + _td("Zhou et al. 2021 (VGG-11, real mammograms)", cls="text") + _td("-", cls="text")
+             + _td("GAN", cls="text") + "".join(_td(fmt_count(STUDY[k]), STUDY[k]["value"])
+                                               for k in ("pos_to_neg", "neg_to_pos", "overall"))
+             + _td("") + _td("") + _td("") + _td("radiologists 29-71% accuracy", cls="text") + "</tr>")
+    rows = [study]
+    for e in entries:
+        for g in e.get("gan", []):
+            area = g.get("area_changed")
+            rows.append("<tr>" + _td(e["model"], cls="text") + _td(e["defense"], cls="text")
+                        + _td(f"{g['attack']} ({g['evaluation']})", cls="text")
+                        + "".join(_td(fmt_count(g[k]), _value(g[k])) for k in ("pos_to_neg", "neg_to_pos", "overall"))
+                        + _td("n/a" if g.get("ssim") is None else f"{g['ssim']:.3f}", g.get("ssim") or "")
+                        + _td("n/a" if g.get("psnr") is None else f"{g['psnr']:.1f}", g.get("psnr") or "")
+                        + _td("n/a" if area is None else f"{100 * area:.1f}", area if area is not None else "")
+                        + _td(fmt_auc(g.get("detector_auc")), _value(g.get("detector_auc"))) + "</tr>")
+    ths = "".join(f'<th class="{"text" if i < 3 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    detecting = [e for e in entries if e.get("detection")]
+    detection = "" if not detecting else (
+        '<p class="note">Detecting defenses (a "manipulated" output): test fakes flagged, real test images flagged.'
+        '</p><table class="sortable" id="detection-table"><thead><tr><th class="text">model</th>'
+        '<th class="text">defense</th><th>fakes detected</th><th>false alarms on real images</th></tr></thead>'
+        "<tbody>" + "".join("<tr>" + _td(e["model"], cls="text") + _td(e["defense"], cls="text")
+                            + "".join(_td(fmt_count(e["detection"].get(k)), _value(e["detection"].get(k)))
+                                      for k in ("detection_rate", "false_alarm_rate")) + "</tr>"
+                            for e in detecting) + "</tbody></table>")
+    return ('<h2 id="gan">GAN attack: the study\'s table</h2><p class="note">Fooled counts over correctly classified '
+            "originals with 95% Wilson intervals; visibility of the edits; a real-vs-fake detector's test AUC.</p>"
+            f'<div class="scroll"><table class="sortable" id="gan-table"><thead><tr>{ths}</tr></thead><tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table></div>" + detection)
+
+
+def _figure(src: str, caption: str, alt: str) -> str:
+    return (f'<figure><img src="{escape(src)}" alt="{escape(alt)}" loading="eager">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], folder: Path) -> str:
+    """The page for a leaderboard folder; only gallery files present under folder are shown."""
+    overall = boards.get("overall", [])
+    parts = [f"<h1>Leaderboard: {escape(dataset)}</h1>",
+             ('<p class="note">Robust accuracy in percent with 95% Wilson intervals (AUC: bootstrap) on the test '
+             "split, ranked by worst-case robust accuracy (per image: robust only if every attack of the board "
+             "failed). Click a column to sort. Marks: † adaptive white-box (BPDA/EOT), T transfer, B black-box. "
+             "Rows shaded orange are unreliable: a gradient-masking check tripped (hover for the reason).</p>")]
+    if overall:
+        e = overall[0]
+        parts.append(f'<p class="note">Config {escape(str(e.get("config_digest")))}, seed {e.get("seed")}, commit '
+                     f'{escape(str(e.get("git_commit")))}, {escape(str(e.get("date")))}, device '
+                     f'{escape(str(e.get("device")))}.</p>')
+    parts += [_board(b, boards[b]) for b in BOARD_TITLES if boards.get(b)]
+    if any(e.get("gan") for e in overall):
+        parts.append(_gan(overall))
+    checks = [f"<li>{escape(e['model'])} + {escape(e['defense'])}: "
+              f"{escape(e['unreliable_reason'] or 'no check tripped')}</li>" for e in overall]
+    parts.append('<h2 id="checks">Gradient-masking checks</h2><ul>' + "".join(checks) + "</ul>")
+    if plots:
+        parts.append('<h2 id="plots">Plots</h2>' + "".join(_figure(p["file"], p["title"], p["title"]) for p in plots))
+    shown = [(g, e) for e in overall for g in e.get("galleries", []) if (Path(folder) / g["file"]).is_file()]
+    if shown:
+        parts.append('<h2 id="gallery">Gallery</h2><p class="note">Columns: examples; rows: original, '
+                     "adversarial (or GAN fake), difference; P(positive) before and after in the titles.</p>"
+                     + "".join(_figure(g["file"], g["title"], g["title"]) for g, _ in shown))
+    return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Leaderboard: {escape(dataset)}</title><style>{_STYLE}</style></head><body>\n"
+            + "\n".join(parts) + f"\n<script>{_SCRIPT}</script>\n</body></html>\n")

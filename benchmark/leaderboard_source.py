@@ -1,0 +1,113 @@
+"""Leaderboards from recorded runs: read a run's manifest, load its stored score artifacts, write the boards.
+
+A run and `python -m benchmark leaderboard` go through the same function, so regenerating a leaderboard from the
+store gives the same files as the run that made it, without recomputing anything.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.errors import BenchmarkError
+from benchmark.gallery import save_attack_gallery
+from benchmark.leaderboard import build_entries, write_leaderboard
+from benchmark.leaderboard_entry import cell_name
+from benchmark.stages import attack as attack_stage
+from benchmark.stages import data as data_stage
+from benchmark.stages import score as score_stage
+from benchmark.store import Store
+
+__all__ = ["RunCells", "latest_run", "load_run", "publish_run"]
+
+
+class RunCells:
+    """A recorded run's scored cells: (row, flags) pairs, each cell's artifact folder, and provenance."""
+
+    def __init__(self, cells: list[tuple[dict, dict[str, np.ndarray]]], folders: dict[tuple[str, str, str], Path],
+                 provenance: dict, dataset: str, store: Store) -> None:
+        self.cells, self.folders, self.provenance, self.dataset = cells, folders, provenance, dataset
+        self.store = store
+
+    def entries(self) -> list[dict]:
+        """The run's overall leaderboard entries."""
+        return build_entries(self.cells, self.dataset, self.provenance)
+
+    def galleries(self, entries: list[dict], workdir: Path) -> dict[str, Path]:
+        """Leaderboard gallery file -> PNG: a GAN cell's own, or a pixel cell's drawn into workdir from the store."""
+        out, data_cache = {}, {}
+        for e in entries:
+            for g in e.get("galleries", []):
+                folder = self.folders.get((e["model"], e["defense"], g["cell"]))
+                if folder is None:
+                    continue
+                if (folder / "gallery.png").is_file():
+                    out[g["file"]] = folder / "gallery.png"
+                elif (drawn := _draw(folder, self.store, workdir / Path(g["file"]).name, g["title"], data_cache)):
+                    out[g["file"]] = drawn
+        return out
+
+    def write(self, entries: list[dict], folder: Path) -> Path:
+        """Write these entries (normally `entries()`) as the leaderboard in folder, galleries included."""
+        with tempfile.TemporaryDirectory(prefix="galleries-") as workdir:
+            return write_leaderboard(folder, entries, self.dataset, self.galleries(entries, Path(workdir)))
+
+
+def _draw(score_dir: Path, store: Store, path: Path, title: str, data_cache: dict) -> Path | None:
+    """Original, adversarial and difference of a pixel cell, from its stored attack, data and train artifacts."""
+    deps = json.loads((score_dir / "_artifact.json").read_text()).get("deps") or {}
+    if not all(role in deps and store.has(deps[role]) for role in ("data", "train", "attack")):
+        return None
+    if deps["data"] not in data_cache:
+        data_cache[deps["data"]] = data_stage.load(store.path(deps["data"])).subset("test")
+    test = data_cache[deps["data"]]
+    adv_images, adv_scores, _ = attack_stage.load(store.path(deps["attack"]))
+    with np.load(store.path(deps["train"]) / "predictions.npz", allow_pickle=False) as z:
+        before = z["test"]
+    threshold = json.loads((score_dir / "row.json").read_text())["threshold"]
+    return save_attack_gallery(test.images, adv_images, test.labels, before, adv_scores, threshold, path, title)
+
+
+def load_run(run_dir: Path, store_root: Path) -> RunCells:
+    """Every scored cell of a recorded run, read from the store (fails with the key when an artifact is gone)."""
+    manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
+    store = Store(store_root)
+    cells, folders = [], {}
+    for stage in manifest["stages"]:
+        if stage["kind"] != "score" or stage["status"] not in ("done", "cached"):
+            continue
+        if not store.has(stage["key"]):
+            raise BenchmarkError(f"run {manifest['run_id']}: score artifact {stage['key'][:12]} ({stage['label']}) "
+                                 f"is no longer in {store_root}; rerun the matrix")
+        row, flags = score_stage.load(store.path(stage["key"]))
+        cells.append((row, flags))
+        folders[(row["model"], row["defense"], cell_name(row))] = store.path(stage["key"])
+    config = manifest.get("config") or {}
+    provenance = {"config_digest": manifest["config_digest"], "seed": manifest["seed"], "device": manifest["device"],
+                  "date": str(manifest.get("started", ""))[:10], "git_commit": manifest["git_commit"],
+                  "versions": manifest["versions"], "run_id": manifest["run_id"],
+                  "image_size": (config.get("dataset") or {}).get("image_size")}
+    return RunCells(cells, folders, provenance, (config.get("dataset") or {}).get("name", "unknown"), store)
+
+
+def latest_run(store_root: Path, digest: str) -> Path | None:
+    """The newest recorded run of the config with this digest (a matrix run, not a single cell), or None."""
+    records = Path(store_root) / "records"
+    for run_dir in sorted((p for p in records.glob("*") if p.is_dir()), key=lambda p: p.name, reverse=True):
+        try:
+            manifest = json.loads((run_dir / "manifest.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if manifest.get("config_digest") == digest:
+            return run_dir
+    return None
+
+
+def publish_run(run_dir: Path, store_root: Path, folder: Path) -> Path | None:
+    """Write the leaderboard of a recorded run into folder; None when the run scored no cell."""
+    run = load_run(run_dir, store_root)
+    if not run.cells:
+        return None
+    return run.write(run.entries(), folder)
