@@ -76,7 +76,7 @@ def attack_region(x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor | None, 
     return region.to(x.dtype)
 
 
-@register_attack("lesion-pgd", threat="linf", access="white-box", budgets=LINF_BUDGETS,
+@register_attack("lesion-pgd", threat="linf", access="white-box", budgets=LINF_BUDGETS, needs="masks",
                  options={**{k: o.default for k, o in PGD_OPTIONS.items()},
                           **{k: o.default for k, o in REGION_OPTIONS.items()}})
 def lesion_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from benchmark.compatibility import check_matrix
 from benchmark.config import MatrixConfig, budget_label, parse_budget
 from benchmark.errors import BenchmarkError
 from benchmark.registry import get_entry
@@ -80,6 +81,7 @@ def plan_matrix(config: MatrixConfig) -> Plan:
     defenses = [(d, get_entry("defenses", d.name)) for d in config.defenses]
     attacks = [(a, get_entry("attacks", a.name)) for a in config.attacks]
     attacks = [(a, e, _budgets(config, a, e)) for a, e in attacks]
+    check_matrix(config)  # threat-model checks per cell: refuse what cannot run honestly, warn where unsure
     seed = config.run.seed
     data = b.add("data", f"data {dataset.name}@{config.dataset.image_size}px",
                  {"dataset": asdict(config.dataset)}, {}, {f"dataset:{dataset.name}": dataset.version})

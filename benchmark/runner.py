@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
+from benchmark.compatibility import CompatibilityWarning
 from benchmark.config import MatrixConfig
 from benchmark.device import resolve_device
 from benchmark.errors import BenchmarkError
@@ -82,7 +84,14 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
     for kind in force:
         if kind not in STAGE_KINDS:
             raise BenchmarkError(f"--force {kind}: unknown stage; choose from {', '.join(STAGE_KINDS)}")
-    plan = plan_matrix(config)  # unknown names and bad budgets fail here, before anything is written
+    with warnings.catch_warnings(record=True) as caught:  # compatibility warnings: one line each on stderr
+        warnings.simplefilter("always", CompatibilityWarning)
+        plan = plan_matrix(config)  # unknown names, bad budgets, incompatible cells fail here, before any work
+    for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CompatibilityWarning)):
+        print(f"warning: {message}", file=sys.stderr)
+    for w in caught:  # any other warning goes on as it came
+        if not issubclass(w.category, CompatibilityWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if backend == "ray":  # imported only when asked for: Ray is an optional extra
         from benchmark.executor_ray import RayOptions, cluster_device, run_plan_ray
 

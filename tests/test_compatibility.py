@@ -230,3 +230,18 @@ def test_nan_pixels_are_refused_by_the_data_stage_naming_the_data_set(tmp_path: 
     assert data[0].error.startswith("data set tmp-nan-blobs: ") and "finite" in data[0].error
     assert "\n" not in data[0].error
     assert {o.status for o in result.outcomes.values() if o.kind != "data"} == {"skipped"}
+
+
+def test_the_planner_runs_the_checks_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from benchmark.planner import plan_matrix
+
+    refused = _config(tmp_path, {"name": "inbreast", "options": {"root": str(tmp_path / "nowhere")}},
+                      attacks=[{"name": "lesion-pgd", "budgets": ["1/255"]}])
+    with pytest.raises(BenchmarkError, match="attacks 'lesion-pgd' needs lesion masks"):
+        plan_matrix(refused)
+    with pytest.raises(BenchmarkError, match="attacks 'lesion-pgd' needs lesion masks"):
+        run(refused, progress=False)
+    assert not Path(refused.run.store).exists()  # refused before the store was made
+    odd = _config(tmp_path, attacks=[{"name": "pgd-l2", "budgets": ["2/255"]}])
+    with pytest.warns(CompatibilityWarning, match="looks like an L-inf fraction"):
+        plan_matrix(odd)
