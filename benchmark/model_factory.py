@@ -10,15 +10,32 @@ from torch import nn
 
 from benchmark.errors import BenchmarkError
 
-__all__ = ["create_timm", "load_checkpoint"]
+__all__ = ["INPUT_MEAN", "INPUT_STD", "create_timm", "load_checkpoint", "standardize_input"]
+
+# Images stay on the [0,1] intensity scale everywhere (attacks, budgets, GAN); the network itself sees them
+# standardised. Without it a LayerNorm network (ConvNeXt) trained from scratch on [0,1] mammograms never leaves
+# chance (training loss stuck at ln 2), while batch-norm ResNets are indifferent.
+INPUT_MEAN, INPUT_STD = 0.5, 0.25
+
+
+def standardize_input(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: (x - INPUT_MEAN) / INPUT_STD on the first input (a module-level function: it deep-copies)."""
+    return ((args[0] - INPUT_MEAN) / INPUT_STD, *args[1:])
 
 
 def create_timm(name: str, image_size: int, num_classes: int = 2, **kwargs: Any) -> nn.Module:
-    """timm.create_model(name) with in_chans=1 and pretrained=False; kwargs pass through (e.g. img_size)."""
+    """timm.create_model(name) with in_chans=1 and pretrained=False, its input standardised (option standardize,
+    default on: forward sees (x - 0.5) / 0.25); other kwargs pass through (e.g. img_size, global_pool)."""
     if kwargs.pop("pretrained", False):
         raise BenchmarkError(f"model {name}: pretrained weights cannot be downloaded here; "
                              "give a local file as checkpoint = \"path\" instead")
-    return timm.create_model(name, pretrained=False, in_chans=1, num_classes=num_classes, **kwargs)
+    standardize = kwargs.pop("standardize", True)
+    if not isinstance(standardize, bool):
+        raise BenchmarkError(f"model {name}: option standardize = {standardize!r} must be true or false")
+    model = timm.create_model(name, pretrained=False, in_chans=1, num_classes=num_classes, **kwargs)
+    if standardize:
+        model.register_forward_pre_hook(standardize_input)
+    return model
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> None:

@@ -202,7 +202,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
         raw = tiny_raw(tmp_path_factory.mktemp("defenses"))
         raw["dataset"]["options"]["count"] = 128
-        raw["training"]["epochs"] = 3
+        raw["training"]["epochs"] = 6
         raw["defenses"] = ["none", "jpeg", "raises-on-purpose", "wrong-shape-defense"]
         raw["attacks"] = [{"name": "pgd-linf", "budgets": ["8/255"]}]
         config = parse_config(raw, "tiny.toml")

@@ -109,3 +109,22 @@ def test_a_models_own_training_defaults_apply_where_the_config_is_silent(tmp_pat
     finally:
         get_registry("models").remove("tmp-recipe")
         get_registry("models").remove("tmp-recipe-2")
+
+
+def test_models_see_standardised_images_and_keep_plain_timm_weights() -> None:
+    import copy
+
+    from benchmark.model_factory import INPUT_MEAN, INPUT_STD, create_timm
+
+    torch.manual_seed(0)
+    model = create_timm("resnet10t", 32).eval()
+    plain = create_timm("resnet10t", 32, standardize=False).eval()
+    plain.load_state_dict(model.state_dict())  # same keys: a checkpoint fits both
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        expected = plain((x - INPUT_MEAN) / INPUT_STD)
+        torch.testing.assert_close(model(x), expected)
+        torch.testing.assert_close(copy.deepcopy(model)(x), expected)  # the GAN critic is a deep copy
+        assert not torch.allclose(plain(x), expected)
+    with pytest.raises(BenchmarkError, match="option standardize = 'yes' must be true or false"):
+        create_timm("resnet10t", 32, standardize="yes")

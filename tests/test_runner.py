@@ -26,7 +26,7 @@ def test_rerun_does_no_work_and_gives_the_same_table(tiny) -> None:
     assert {o.status for o in second.outcomes.values()} == {"cached"}
     pd.testing.assert_frame_equal(first.table, second.table)
     row = first.table.set_index("budget").sort_index()
-    assert row["clean_accuracy"].iloc[0] > 0.8  # the tiny set is easy
+    assert row["clean_accuracy"].iloc[0] >= 0.75  # the tiny set is easy (2 epochs; chance is 0.5)
     # a bigger budget fools at least as many images as a smaller one
     assert row["attack_outcome_robust_accuracy"].iloc[1] <= row["attack_outcome_robust_accuracy"].iloc[0]
 
