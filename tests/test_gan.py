@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config, tiny_raw
+from sklearn.metrics import roc_auc_score
 
 from benchmark.errors import BenchmarkError
 from benchmark.gan_networks import FeatureDiscriminator, UNetGenerator, backbone_of
@@ -17,7 +19,6 @@ from benchmark.runner import run
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 from benchmark.stages import fakes as fakes_stage
-from conftest import tiny_config, tiny_raw
 
 TINY_GAN = {"identity_steps": 5, "head_steps": 20, "joint_steps": 60, "batch_size": 8, "unet_base": 8,
             "unet_levels": 2, "lr_generator": 5e-3, "fidelity_weight": 10.0}
@@ -103,7 +104,7 @@ def test_planner_errors_for_gan_options(tmp_path: Path) -> None:
 def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_path: Path) -> None:
     raw = tiny_raw(tmp_path)
     config = tiny_config(tmp_path, attacks=[{"name": "gan", "options": TINY_GAN}],
-                         training={"epochs": 6, "batch_size": 8, "lr": 0.002},
+                         training={"epochs": 8, "batch_size": 16, "lr": 0.002},
                          dataset={**raw["dataset"], "options": {"count": 192}})
     result = run(config, progress=False)
     assert not result.failed, [o.error for o in result.failed]
@@ -128,9 +129,12 @@ def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_p
     with np.load(by_kind["train"][0] / "predictions.npz") as z:
         before = z["test"]
     neg, pos = test.labels == 0, test.labels == 1
+    print(f"P(positive) before: negatives {before[neg].mean():.3f}, positives {before[pos].mean():.3f}; after: "
+          f"{after[neg].mean():.3f}, {after[pos].mean():.3f}")
+    assert roc_auc_score(test.labels, before) > 0.8  # a classifier worth attacking
     assert (after[neg] > before[neg]).mean() >= 0.7  # insert: most negatives look more positive
     assert (after[pos] < before[pos]).mean() >= 0.7  # remove: most positives look less positive
-    assert after[pos].mean() < before[pos].mean() - 0.05
+    assert after[pos].mean() < 0.5 * before[pos].mean()  # and by much, not just by a hair
     assert record["threat"] == "semantic" and record["access"] == "white-box" and "visibility" in record
     assert (by_kind["attack"][0] / "gallery.png").stat().st_size > 5000
 
