@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["AttackContext", "Defense", "THREATS", "ACCESS"]
+__all__ = ["AttackContext", "Defense", "LossFn", "THREATS", "ACCESS"]
 
 THREATS = ("linf", "l2", "semantic")
 ACCESS = ("white-box", "black-box", "transfer")
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # loss(model, x, y)
 
 
 @dataclass
@@ -40,6 +41,11 @@ class Defense:
                        step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Change a training batch (adversarial training, augmentation); default: unchanged."""
         return x, y
+
+    def training_loss(self, loss: LossFn) -> LossFn:
+        """The loss(model, x, y) to train with, given the model's own; default: unchanged (a defense with extra
+        outputs or its own label codes, such as gan-fakes-detect, adapts it here)."""
+        return loss
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """The model as deployed (input transformation, detector); default: the model itself."""

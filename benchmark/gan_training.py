@@ -2,7 +2,8 @@
 
 Per direction (insert: negatives -> positive-looking; remove: positives -> negative-looking):
   generator loss  = adversarial_weight * softplus(-D(G(x))) + fidelity_weight * MSE(G(x), x) / mean(x^2)
-                    [+ classifier_weight * CE(classifier(G(x)), target class), white-box only, 0 by default]
+                    [+ classifier_weight * (CE(classifier(G(x)), target class) + softplus(manipulated logit), the
+                       latter only against a detecting model; white-box only, 0 by default]
   critic loss     = softplus(D(G(x))) + softplus(-D(real)) + r1_gamma / 2 * |grad_x D(real)|^2  (every r1_every steps)
 where `real` are images of the target class and D starts from the classifier's feature extractor with a new head.
 Schedule: identity pretraining of G (fidelity only), then D's head alone, then G and all of D jointly.
@@ -170,7 +171,11 @@ def _generator_step(critic: FeatureDiscriminator, gen: UNetGenerator, classifier
         loss = schedule.adversarial_weight * adversarial + schedule.fidelity_weight * fidelity
         if schedule.classifier_weight > 0:
             target = torch.full((len(x),), target_label, dtype=torch.long, device=x.device)
-            loss = loss + schedule.classifier_weight * F.cross_entropy(classifier(fake).float(), target)
+            logits = classifier(fake).float()
+            steer = F.cross_entropy(logits[:, :2], target)
+            if logits.shape[1] > 2:  # a detecting model's "manipulated" head: white-box means evading it too
+                steer = steer + F.softplus(logits[:, 2]).mean()
+            loss = loss + schedule.classifier_weight * steer
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

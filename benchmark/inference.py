@@ -7,7 +7,9 @@ from torch import nn
 
 from benchmark.device import autocast
 
-__all__ = ["predict_proba", "positive_probability"]
+__all__ = ["MANIPULATED_OUTPUT", "predict_proba", "predict_manipulation", "positive_probability"]
+
+MANIPULATED_OUTPUT = 2  # a detecting model's third output: the logit of its "manipulated" head (flagged when > 0)
 
 
 def positive_probability(logits: torch.Tensor) -> torch.Tensor:
@@ -25,4 +27,17 @@ def predict_proba(model: nn.Module, images: np.ndarray | torch.Tensor, device: t
         batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
         with autocast(device):
             out.append(positive_probability(model(batch)).cpu())
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
+
+
+@torch.no_grad()
+def predict_manipulation(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device,
+                         batch_size: int = 128) -> np.ndarray:
+    """A detecting model's "manipulated" logit for every image (flagged when > 0), as float64 numpy."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
+        with autocast(device):
+            out.append(model(batch).float()[:, MANIPULATED_OUTPUT].cpu())
     return torch.cat(out).double().numpy() if out else np.zeros(0)

@@ -53,6 +53,8 @@ def _gan_row(a: dict) -> dict:
     out = {"attack": a["attack"], "evaluation": a["evaluation"], "gan_target": vis.get("gan_target"),
            "pos_to_neg": o["pos_to_neg"], "neg_to_pos": o["neg_to_pos"], "overall": o["overall"],
            "robust_accuracy": o["robust_accuracy"],
+           # detecting defenses: fooled AND not flagged as manipulated, and attacked images flagged
+           "fooled_undetected": o.get("fooled_undetected"), "flagged_attacked": o.get("flagged_attacked"),
            "ssim": (pert.get("ssim") or {}).get("mean"), "psnr": (pert.get("psnr") or {}).get("mean"),
            "area_changed": (vis.get("area_changed") or {}).get("mean_fraction_of_breast"),
            "detector_auc": {k: (detector.get("auc") or {}).get(k) for k in ("value", "lo", "hi")},

@@ -85,11 +85,11 @@ def _board(board: str, entries: list[dict]) -> str:
 
 def _gan(entries: list[dict]) -> str:
     head = ["model", "defense", "attack", "positives made negative", "negatives made positive", "overall fooled",
-            "SSIM", "PSNR dB", "breast area changed %", "real-vs-fake detector AUC"]
+            "fooled, not flagged", "SSIM", "PSNR dB", "breast area changed %", "real-vs-fake detector AUC"]
     study = ('<tr class="study">' + _td("Zhou et al. 2021 (VGG-11, real mammograms)", cls="text") + _td("-", cls="text")
              + _td("GAN", cls="text") + "".join(_td(fmt_count(STUDY[k]), STUDY[k]["value"])
                                                for k in ("pos_to_neg", "neg_to_pos", "overall"))
-             + _td("") + _td("") + _td("") + _td("radiologists 29-71% accuracy", cls="text") + "</tr>")
+             + _td("") + _td("") + _td("") + _td("") + _td("radiologists 29-71% accuracy", cls="text") + "</tr>")
     rows = [study]
     for e in entries:
         for g in e.get("gan", []):
@@ -97,6 +97,8 @@ def _gan(entries: list[dict]) -> str:
             rows.append("<tr>" + _td(e["model"], cls="text") + _td(e["defense"], cls="text")
                         + _td(f"{g['attack']} ({g['evaluation']})", cls="text")
                         + "".join(_td(fmt_count(g[k]), _value(g[k])) for k in ("pos_to_neg", "neg_to_pos", "overall"))
+                        + (_td(fmt_count(g["fooled_undetected"]), _value(g["fooled_undetected"]))
+                           if g.get("fooled_undetected") else _td(""))
                         + _td("n/a" if g.get("ssim") is None else f"{g['ssim']:.3f}", g.get("ssim") or "")
                         + _td("n/a" if g.get("psnr") is None else f"{g['psnr']:.1f}", g.get("psnr") or "")
                         + _td("n/a" if area is None else f"{100 * area:.1f}", area if area is not None else "")
@@ -104,12 +106,15 @@ def _gan(entries: list[dict]) -> str:
     ths = "".join(f'<th class="{"text" if i < 3 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
     detecting = [e for e in entries if e.get("detection")]
     detection = "" if not detecting else (
-        '<p class="note">Detecting defenses (a "manipulated" output): test fakes flagged, real test images flagged.'
-        '</p><table class="sortable" id="detection-table"><thead><tr><th class="text">model</th>'
-        '<th class="text">defense</th><th>fakes detected</th><th>false alarms on real images</th></tr></thead>'
+        '<p class="note">Detecting defenses (a "manipulated" head): transfer fakes of the test split flagged, real '
+        'test images flagged, and the head\'s AUC between them. "Fooled, not flagged" counts an attacked image only '
+        'if its class flipped and the head stayed silent.</p><table class="sortable" id="detection-table"><thead><tr>'
+        '<th class="text">model</th><th class="text">defense</th><th>fakes detected</th>'
+        '<th>false alarms on real images</th><th>head AUC</th></tr></thead>'
         "<tbody>" + "".join("<tr>" + _td(e["model"], cls="text") + _td(e["defense"], cls="text")
                             + "".join(_td(fmt_count(e["detection"].get(k)), _value(e["detection"].get(k)))
-                                      for k in ("detection_rate", "false_alarm_rate")) + "</tr>"
+                                      for k in ("detection_rate", "false_alarm_rate"))
+                            + _td(fmt_auc(e["detection"].get("auc")), _value(e["detection"].get("auc"))) + "</tr>"
                             for e in detecting) + "</tbody></table>")
     return ('<h2 id="gan">GAN attack: the study\'s table</h2><p class="note">Fooled counts over correctly classified '
             "originals with 95% Wilson intervals; visibility of the edits; a real-vs-fake detector's test AUC.</p>"

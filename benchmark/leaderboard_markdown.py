@@ -43,27 +43,30 @@ def _board_table(entries: list[dict]) -> list[str]:
 
 def _gan_table(entries: list[dict]) -> list[str]:
     head = ["model", "defense", "attack", "positives made negative", "negatives made positive", "overall fooled",
-            "SSIM", "PSNR dB", "breast area changed", "real-vs-fake detector AUC", "detector acc"]
+            "fooled, not flagged", "SSIM", "PSNR dB", "breast area changed", "real-vs-fake detector AUC", "detector acc"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              (f"| {_STUDY_NAME} | - | GAN | {fmt_count(STUDY['pos_to_neg'])} | {fmt_count(STUDY['neg_to_pos'])} | "
-             f"{fmt_count(STUDY['overall'])} | | | | radiologists: 29-71% accuracy | |")]
+             f"{fmt_count(STUDY['overall'])} | | | | | radiologists: 29-71% accuracy | |")]
     for e in entries:
         for g in e.get("gan", []):
             area = g.get("area_changed")
             lines.append("| " + " | ".join([
                 e["model"], e["defense"], f"{g['attack']} ({g['evaluation']})", fmt_count(g["pos_to_neg"]),
-                fmt_count(g["neg_to_pos"]), fmt_count(g["overall"]), _num(g.get("ssim"), 3),
+                fmt_count(g["neg_to_pos"]), fmt_count(g["overall"]),
+                fmt_count(g["fooled_undetected"]) if g.get("fooled_undetected") else "", _num(g.get("ssim"), 3),
                 _num(g.get("psnr"), 1), "n/a" if area is None else f"{100 * area:.1f}%",
                 fmt_auc(g.get("detector_auc")), fmt_pct(g.get("detector_accuracy"))]) + " |")
     detections = [e for e in entries if e.get("detection")]
     if detections:
-        lines += ["", ("Detecting defenses (a \"manipulated\" output): GAN fakes of the test split flagged, and real "
-                  "test images flagged."), "", "| model | defense | fakes detected | false alarms on real images |",
-                  "|---|---|---|---|"]
+        lines += ["", ("Detecting defenses (a \"manipulated\" head): transfer fakes of the test split (made against "
+                  "the undefended model) flagged, real test images flagged, and the head's AUC between them. "
+                  "\"Fooled, not flagged\" above counts an attacked image only if the class flipped and the head "
+                  "stayed silent."), "",
+                  "| model | defense | fakes detected | false alarms on real images | head AUC |", "|---|---|---|---|---|"]
         for e in detections:
             d = e["detection"]
             lines.append(f"| {e['model']} | {e['defense']} | {fmt_count(d.get('detection_rate'))} | "
-                         f"{fmt_count(d.get('false_alarm_rate'))} |")
+                         f"{fmt_count(d.get('false_alarm_rate'))} | {fmt_auc(d.get('auc'))} |")
     return lines
 
 

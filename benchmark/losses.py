@@ -1,17 +1,14 @@
 """Training losses a model's recipe can ask for: cross-entropy, focal loss, and an input-gradient penalty."""
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchmark.entry_api import LossFn
 from benchmark.errors import BenchmarkError
 
 __all__ = ["focal_loss", "make_loss", "LossFn"]
-
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def focal_loss(logits: torch.Tensor, y: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:

@@ -240,6 +240,19 @@ def attack_outcome(labels: Any, clean_pred: Any, adv_pred: Any) -> AttackOutcome
     return AttackOutcome(summary=summary, flags=robust, fooled=fooled)
 
 
+def detection_outcome(fooled: Any, flagged_attacked: Any, flagged_clean: Any, correct: Any) -> dict[str, Any]:
+    """For a defense that flags images as manipulated: fooled and NOT flagged (over correctly classified originals,
+    the study's denominator), attacked images flagged, and real images flagged (false alarms)."""
+    fooled, hit, alarm = (_binary(a, n) for a, n in ((fooled, "fooled"), (flagged_attacked, "flagged_attacked"),
+                                                      (flagged_clean, "flagged_clean")))
+    correct = _binary(correct, "correct")
+    _same_length(fooled, hit, alarm, correct)
+    return {"fooled_undetected": rate(int((fooled & ~hit).sum()), int(correct.sum())).to_dict(),
+            "fooled_flagged": rate(int((fooled & hit).sum()), int(fooled.sum())).to_dict(),
+            "flagged_attacked": rate(int(hit.sum()), len(hit)).to_dict(),
+            "flagged_clean": rate(int(alarm.sum()), len(alarm)).to_dict()}
+
+
 def worst_case(flags_by_attack: Mapping[str, Any]) -> np.ndarray:
     """Per-image AND of robust flags over attacks: robust only if every attack failed on that image."""
     if not flags_by_attack:

@@ -4,24 +4,28 @@ The engine trains the lesion GAN against the same model without a defense, gener
 (the `fakes` stage, shared with the `gan` attack cells of the undefended model), and hands them to the defense
 before training. Each training batch then gets `fraction` x batch-size fakes appended:
 - `gan-fakes-relabel`: with their original label, so the model learns to see through inserted or removed tissue;
-- `gan-fakes-detect`: with a third class "manipulated" (the model gets a third output), so the model learns to flag
-  edits; the leaderboard reports its detection rate on test fakes and its false-alarm rate on real test images.
+- `gan-fakes-detect`: with their original label AND a "manipulated" mark: the model gets a detection head (a third
+  output, the logit of "this image was edited", flagged when > 0) trained with binary cross-entropy on real (0) and
+  fake (1) images, while its two class outputs learn the fakes' original labels as in relabel. The leaderboard
+  reports the head's detection rate on test fakes, its false-alarm rate on real test images and, per attack cell,
+  how many images were fooled without being flagged.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from benchmark.entry_api import Defense
+from benchmark.entry_api import Defense, LossFn
 from benchmark.errors import BenchmarkError
 from benchmark.registry import register_defense
 
 from ._options import Option, read_options
 
-__all__ = ["GanFakesRelabel", "GanFakesDetect", "MANIPULATED"]
+__all__ = ["GanFakesRelabel", "GanFakesDetect", "FAKE_LABEL_OFFSET"]
 
-MANIPULATED = 2  # the third class of gan-fakes-detect
+FAKE_LABEL_OFFSET = 2  # gan-fakes-detect's training label of a fake: its original label + 2 (2 or 3)
 OPTIONS = {
     "fraction": Option(0.5, float, "fakes appended to each batch, as a share of the batch size", above=0, high=4),
     "seed": Option(0, int, "seed of the fake sampling (added to the run seed's batch order)", low=0),
@@ -33,10 +37,11 @@ class _GanFakes(Defense):
     claims = ("semantic",)
     extra_classes = 0
     name = "gan-fakes"
+    option_table = OPTIONS
 
     def __init__(self, options: dict | None = None) -> None:
         super().__init__(options)
-        self.settings = read_options(self.name, self.options, OPTIONS)
+        self.settings = read_options(self.name, self.options, self.option_table)
         self.fakes: torch.Tensor | None = None
         self.fake_labels: torch.Tensor | None = None
         self._rng = np.random.default_rng(self.settings["seed"])
@@ -74,12 +79,34 @@ class GanFakesRelabel(_GanFakes):
     name = "gan-fakes-relabel"
 
 
+DETECT_OPTIONS = {**OPTIONS, "detect_weight": Option(1.0, float, "weight of the detection head's loss", low=0,
+                                                     high=100)}
+
+
 @register_defense("gan-fakes-detect", needs="fakes")
 class GanFakesDetect(_GanFakes):
-    """Adversarial training on pre-generated GAN fakes taught as a third class, 'manipulated' (detect the edit)."""
+    """Adversarial training on pre-generated GAN fakes with their label and a 'manipulated' detection head."""
 
     name = "gan-fakes-detect"
-    extra_classes = 1
+    extra_classes = 1  # the detection head's logit, after the two class logits
+    option_table = DETECT_OPTIONS
 
     def _target(self, labels: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(labels, MANIPULATED)
+        return labels + FAKE_LABEL_OFFSET
+
+    def training_loss(self, loss: LossFn) -> LossFn:
+        """The model's own loss on the two class outputs (fakes with their original label) plus
+        detect_weight x binary cross-entropy of the detection head (fake or real), from one forward pass."""
+        weight = self.settings["detect_weight"]
+
+        def detect_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            fake = y >= FAKE_LABEL_OFFSET
+            head: list[torch.Tensor] = []
+
+            def class_outputs(inputs: torch.Tensor) -> torch.Tensor:
+                logits = model(inputs)
+                head.append(logits[:, 2].float())
+                return logits[:, :2]
+            value = loss(class_outputs, x, torch.where(fake, y - FAKE_LABEL_OFFSET, y))
+            return value + weight * F.binary_cross_entropy_with_logits(head[0], fake.float())
+        return detect_loss

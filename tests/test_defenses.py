@@ -271,3 +271,31 @@ def test_a_broken_defense_fails_only_its_own_cells(matrix: SimpleNamespace) -> N
     assert sorted(result.table["defense"]) == ["jpeg", "none"]
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["counts"] == {"done": 7, "cached": 0, "failed": 2, "skipped": 4}
+
+
+def test_gan_fakes_detect_trains_class_outputs_on_original_labels_and_a_detection_head() -> None:
+    torch.manual_seed(0)
+    defense = get_entry("defenses", "gan-fakes-detect").obj({"fraction": 0.5, "detect_weight": 2.0})
+    fakes, fake_labels = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 0, 1, 1, 0])
+    defense.use_fakes(fakes.numpy(), fake_labels.numpy())
+    x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 1, 0])
+    bx, by = defense.training_batch(nn.Identity(), x, y, 0)
+    assert bx.shape == (6, 1, 4, 4) and by[:4].tolist() == y.tolist()
+    # a fake's code is its original label + 2: find each appended fake among the fakes to check its label
+    for image, code in zip(bx[4:], by[4:]):
+        source = int(torch.nonzero((fakes == image).flatten(1).all(1))[0])
+        assert int(code) == int(fake_labels[source]) + 2
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    loss = defense.training_loss(lambda m, inputs, labels: F.cross_entropy(m(inputs), labels))
+    logits = model(bx)
+    fake = by >= 2
+    expected = F.cross_entropy(logits[:, :2], by % 2) + 2.0 * F.binary_cross_entropy_with_logits(
+        logits[:, 2], fake.float())
+    assert torch.allclose(loss(model, bx, by), expected)
+
+
+def test_gan_fakes_detect_options_are_its_own() -> None:
+    with pytest.raises(BenchmarkError, match="detect_weight"):
+        get_entry("defenses", "gan-fakes-detect").obj({"detect_weight": -1})
+    with pytest.raises(BenchmarkError, match="detect_weight"):
+        get_entry("defenses", "gan-fakes-relabel").obj({"detect_weight": 1})

@@ -157,7 +157,7 @@ def test_fake_based_defenses_train_on_fakes_of_the_undefended_model(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_gan_fakes_detect_learns_a_manipulated_class(tmp_path: Path) -> None:
+def test_gan_fakes_detect_learns_a_manipulation_head_and_counts_undetected_fooling(tmp_path: Path) -> None:
     raw = tiny_raw(tmp_path)
     config = tiny_config(tmp_path, attacks=[{"name": "gan", "options": TINY_GAN}],
                          defenses=["gan-fakes-detect"],
@@ -170,3 +170,11 @@ def test_gan_fakes_detect_learns_a_manipulated_class(tmp_path: Path) -> None:
     assert detect["detection"]["detection_rate"]["n"] > 0
     # a model that learned anything flags fakes more often than real images
     assert detect["detection"]["detection_rate"]["value"] > detect["detection"]["false_alarm_rate"]["value"]
+    assert detect["detection"]["auc"]["value"] > 0.5
+    rows = [json.loads(p.read_text()) for p in Path(config.run.store).glob("objects/*/*/row.json")]
+    outcome = [r for r in rows if r["attack"] == "gan"][0]["attack_outcome"]
+    # fooled and unflagged is a subset of fooled, over the same correctly classified originals
+    assert outcome["fooled_undetected"]["n"] == outcome["overall"]["n"]
+    assert outcome["fooled_undetected"]["successes"] + outcome["fooled_flagged"]["successes"] \
+        == outcome["overall"]["successes"]
+    assert outcome["flagged_clean"]["n"] == outcome["n"]

@@ -162,11 +162,20 @@ def test_a_run_writes_the_leaderboard_and_the_command_regenerates_it(tmp_path: P
 
 def test_a_detecting_defense_reports_detection_and_false_alarms() -> None:
     detection = {"detection_rate": {"value": 0.8, "lo": 0.7, "hi": 0.87, "successes": 80, "n": 100},
-                 "false_alarm_rate": {"value": 0.05, "lo": 0.02, "hi": 0.11, "successes": 5, "n": 100}}
+                 "false_alarm_rate": {"value": 0.05, "lo": 0.02, "hi": 0.11, "successes": 5, "n": 100},
+                 "auc": {"value": 0.91, "lo": 0.87, "hi": 0.95}}
     cells = matrix(defense="gan-fakes-detect")
     for row, _ in cells:
         row["detection"] = detection
+        if row["attack"] == "gan":
+            row["attack_outcome"]["fooled_undetected"] = {"value": 0.1, "lo": 0.05, "hi": 0.2, "successes": 10,
+                                                          "n": 100}
     entries = build_entries(cells, "test-set", PROVENANCE)
     assert entries[0]["detection"] == detection
+    assert entries[0]["gan"][0]["fooled_undetected"]["successes"] == 10
     text = render_markdown(entries, "test-set")
-    assert "| resnet10t | gan-fakes-detect | 80/100 = 80.0% [70.0, 87.0] | 5/100 = 5.0% [2.0, 11.0] |" in text
+    assert ("| resnet10t | gan-fakes-detect | 80/100 = 80.0% [70.0, 87.0] | 5/100 = 5.0% [2.0, 11.0] | "
+            "0.910 [0.870, 0.950] |") in text
+    gan_line = [line for line in text.splitlines() if line.startswith("| resnet10t | gan-fakes-detect | gan (")][0]
+    assert "| 10/100 = 10.0% [5.0, 20.0] |" in gan_line  # fooled and not flagged, next to overall fooled
+

@@ -12,6 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from benchmark.metrics import (
+    detection_outcome,
     Rate,
     attack_outcome,
     bootstrap_auc,
@@ -323,3 +324,16 @@ def test_to_jsonable_converts_numpy_nan_inf():
     assert out == {"a": None, "b": 3, "c": [1.5, None, None], "d": [True], "1": rate(1, 2).to_dict(), "e": 0.0}
     assert type(out["b"]) is int and type(out["d"][0]) is bool
     json.dumps(out, allow_nan=False)
+
+
+def test_detection_outcome_counts_only_fooled_images_the_head_missed() -> None:
+    correct = np.array([1, 1, 1, 1, 1, 0, 1, 1], bool)
+    fooled = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    flagged_attacked = np.array([1, 0, 0, 1, 0, 1, 0, 0], bool)
+    flagged_clean = np.array([0, 0, 0, 1, 0, 0, 0, 0], bool)
+    out = detection_outcome(fooled, flagged_attacked, flagged_clean, correct)
+    assert (out["fooled_undetected"]["successes"], out["fooled_undetected"]["n"]) == (2, 7)
+    assert (out["fooled_flagged"]["successes"], out["fooled_flagged"]["n"]) == (1, 3)
+    assert (out["flagged_attacked"]["successes"], out["flagged_clean"]["successes"]) == (3, 1)
+    with pytest.raises(ValueError, match="differ in length"):
+        detection_outcome(fooled, flagged_attacked, flagged_clean[:4], correct)

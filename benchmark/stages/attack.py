@@ -13,14 +13,14 @@ from benchmark.config import budget_label
 from benchmark.device import seed_everything
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.inference import predict_proba
+from benchmark.inference import predict_manipulation, predict_proba
 from benchmark.registry import get_entry
 from benchmark.gallery import save_attack_gallery
 from benchmark.stages import data as data_stage
 from benchmark.stages import fakes as fakes_stage
 from benchmark.stages import train as train_stage
 
-__all__ = ["run", "load"]
+__all__ = ["run", "load", "load_manipulation"]
 
 
 def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
@@ -49,7 +49,9 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     seconds = time.perf_counter() - start
     x_adv = torch.cat(pieces).numpy() if pieces else np.zeros_like(test.images)
     scores = predict_proba(model, x_adv, device)
-    np.savez(out / "adversarial.npz", images=x_adv, scores=scores)
+    extra = {"manipulation": predict_manipulation(model, x_adv, device)} \
+        if getattr(defense, "extra_classes", 0) else {}  # a detecting defense's head on the attacked images
+    np.savez(out / "adversarial.npz", images=x_adv, scores=scores, **extra)
     record = {"attack": params["attack"]["name"], "budget": eps, "threat": threat,
               "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
               "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}
@@ -97,3 +99,9 @@ def load(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """Adversarial images, their P(positive) and the attack record of an attack artifact."""
     with np.load(path / "adversarial.npz", allow_pickle=False) as z:
         return z["images"], z["scores"], json.loads((path / "attack.json").read_text())
+
+
+def load_manipulation(path: Path) -> np.ndarray | None:
+    """A detecting defense's "manipulated" logit on each attacked image (None for other defenses)."""
+    with np.load(path / "adversarial.npz", allow_pickle=False) as z:
+        return z["manipulation"] if "manipulation" in z.files else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.metrics import attack_outcome, classification_metrics, to_jsonable
+from benchmark.metrics import attack_outcome, classification_metrics, detection_outcome, to_jsonable
 from benchmark.perturbation import perturbation_metrics
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
@@ -21,11 +21,16 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     train_info = json.loads((inputs["train"] / "train.json").read_text())
     with np.load(inputs["train"] / "predictions.npz", allow_pickle=False) as z:
         clean_scores = z["test"]
+        clean_manipulation = z["test_manipulation"] if "test_manipulation" in z.files else None
     adv_images, adv_scores, attack_info = attack_stage.load(inputs["attack"])
     threshold = float(train_info["threshold"])
     clean_pred = (clean_scores >= threshold).astype(int)
     adv_pred = (adv_scores >= threshold).astype(int)
     outcome = attack_outcome(test.labels, clean_pred, adv_pred)
+    adv_manipulation = attack_stage.load_manipulation(inputs["attack"])
+    if adv_manipulation is not None and clean_manipulation is not None:  # a detecting defense: count its flags
+        outcome.summary.update(detection_outcome(outcome.fooled, adv_manipulation > 0, clean_manipulation > 0,
+                                                 clean_pred == test.labels))
     row = {
         "model": params["cell"]["model"], "defense": params["cell"]["defense"],
         "attack": params["cell"]["attack"], "budget": params["cell"]["budget"],

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
-from benchmark.device import autocast, prepare_model, seed_everything
+from benchmark.device import prepare_model, seed_everything
 from benchmark.entry_api import Defense
-from benchmark.inference import predict_proba
+from benchmark.inference import predict_manipulation, predict_proba
 from benchmark.losses import make_loss
 from benchmark.masking_probe import gradient_probe
-from benchmark.metrics import choose_threshold, rate
+from benchmark.metrics import bootstrap_auc, choose_threshold, rate
 from benchmark.model_factory import load_checkpoint
 from benchmark.registry import get_entry
 from benchmark.stages import data as data_stage
@@ -55,7 +55,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         defense.use_fakes(fakes[train_rows], data.labels[train_rows])
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
                               params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
-                              loss_fn=make_loss(get_entry("models", model_spec.name).meta.get("recipe", {})),
+                              loss_fn=defense.training_loss(
+                                  make_loss(get_entry("models", model_spec.name).meta.get("recipe", {}))),
                               progress=ctx.progress)
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")
@@ -65,7 +66,10 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     detection = _detection(deployed, test.images, fakes[data.splits == "test"], device) \
         if fakes is not None and getattr(defense, "extra_classes", 0) else None
     torch.save({k: v.detach().cpu() for k, v in result.state_dict.items()}, out / "model.pt")
-    np.savez(out / "predictions.npz", val=val_scores, test=test_scores)
+    # a detecting defense's "manipulated" logit on the real test images (flagged when > 0), for per-cell counts
+    extra = {"test_manipulation": predict_manipulation(deployed, test.images, device)} \
+        if getattr(defense, "extra_classes", 0) else {}
+    np.savez(out / "predictions.npz", val=val_scores, test=test_scores, **extra)
     (out / "train.json").write_text(json.dumps({
         "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
         "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
@@ -75,19 +79,15 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         "masking_probe": gradient_probe(deployed, val.images, val.labels, device)}, indent=1))
 
 
-@torch.no_grad()
 def _detection(model: nn.Module, real: np.ndarray, fakes: np.ndarray, device: torch.device) -> dict:
-    """A detecting model's rate of flagging test fakes as manipulated, and of flagging real test images."""
-    def flagged(images: np.ndarray) -> int:
-        model.eval()
-        count = 0
-        for i in range(0, len(images), 128):
-            with autocast(device):
-                logits = model(torch.as_tensor(images[i:i + 128]).to(device)).float()
-            count += int((logits.argmax(1) >= 2).sum())
-        return count
-    return {"detection_rate": rate(flagged(fakes), len(fakes)).to_dict(),
-            "false_alarm_rate": rate(flagged(real), len(real)).to_dict()}
+    """A detecting model's rate of flagging test fakes as manipulated, of flagging real test images, and the AUC
+    of its manipulated logit between the two (threshold-free)."""
+    on_fakes, on_real = (predict_manipulation(model, images, device) for images in (fakes, real))
+    both = np.concatenate([on_fakes, on_real])
+    truth = np.concatenate([np.ones(len(on_fakes)), np.zeros(len(on_real))])
+    return {"detection_rate": rate(int((on_fakes > 0).sum()), len(on_fakes)).to_dict(),
+            "false_alarm_rate": rate(int((on_real > 0).sum()), len(on_real)).to_dict(),
+            "auc": bootstrap_auc(truth, both, n_boot=1000, seed=0)}
 
 
 def load(path: Path, params: dict, image_size: int, device: torch.device) -> tuple[nn.Module, Defense, dict]:
