@@ -52,6 +52,7 @@ class TrainSpec:
     lr: float = 2e-3
     weight_decay: float = 0.05
     checkpoint: str | None = None  # local path to a state_dict; loaded with weights_only=True
+    augment: str = "light"  # "light": vertical flip + gamma; "strong": also mirror and shift (benchmark.training)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ class MatrixConfig:
 _SECTIONS = {"run", "dataset", "training", "models", "defenses", "attacks", "attack"}
 _RUN_KEYS = {"name", "seed", "device", "store", "leaderboards"}
 _DATA_KEYS = {"name", "image_size", "split", "options", "skip_bad"}
-_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint"}
+_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint", "augment"}
+AUGMENTATIONS = ("light", "strong")
 _ATTACK_SECTION_KEYS = {"batch_size"}
 
 
@@ -141,6 +143,12 @@ class _Checker:
                 raise self.fail(f"{where}.{key}" if where else key,
                                 f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
         return table
+
+    def choice(self, table: dict, key: str, allowed: tuple[str, ...], default: str, where: str) -> str:
+        value = self.typed(table, key, str, default, where)
+        if value not in allowed:
+            raise self.fail(f"{where}.{key}", f"'{value}' is not one of {', '.join(allowed)}")
+        return value
 
     def typed(self, table: dict, key: str, kind: type | tuple, default: Any, where: str) -> Any:
         value = table.get(key, default)
@@ -192,6 +200,7 @@ def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> Tr
         lr=check.positive(table, "lr", float, base.lr, where),
         weight_decay=check.typed(table, "weight_decay", float, base.weight_decay, where),
         checkpoint=check.typed(table, "checkpoint", str, base.checkpoint, where),
+        augment=check.choice(table, "augment", AUGMENTATIONS, base.augment, where),
     )
 
 

@@ -13,7 +13,7 @@ from benchmark.registry import get_registry, load_all
 
 __all__ = ["TRAIN_DEFAULT_KEYS", "train_defaults"]
 
-TRAIN_DEFAULT_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float}
+TRAIN_DEFAULT_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float, "augment": str}
 
 
 def train_defaults(name: str) -> dict[str, Any]:
@@ -32,6 +32,11 @@ def train_defaults(name: str) -> dict[str, Any]:
         if kind is None:
             raise BenchmarkError(f"model {name} ({entry.source}): train default '{key}' is unknown; allowed: "
                                  f"{', '.join(TRAIN_DEFAULT_KEYS)}")
+        if kind is str:  # a choice such as augment: the config parser checks the allowed values
+            if not isinstance(value, str):
+                raise BenchmarkError(f"model {name} ({entry.source}): train default {key} = {value!r} must be a string")
+            out[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
                 or value < 0 or (key != "weight_decay" and value == 0):
             raise BenchmarkError(f"model {name} ({entry.source}): train default {key} = {value!r} is invalid; "

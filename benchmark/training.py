@@ -20,7 +20,7 @@ from benchmark.imageset import ImageSet
 from benchmark.inference import predict_proba
 from benchmark.losses import LossFn, make_loss
 
-__all__ = ["TrainResult", "train_classifier", "balanced_batches"]
+__all__ = ["TrainResult", "augment", "balanced_batches", "train_classifier"]
 
 
 
@@ -44,12 +44,31 @@ def balanced_batches(labels: np.ndarray, batch_size: int, rng: np.random.Generat
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Vertical flip and mild gamma jitter: the breast stays on its side and anatomy stays plausible."""
+SHIFT_FRACTION = 3 / 16  # "strong": the largest shift, as a fraction of the image side (12 px at 64 px)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, mode: str = "light") -> torch.Tensor:
+    """Plausible anatomy only. "light": vertical flip and mild gamma jitter (the breast stays on its side).
+    "strong": also a mirror (a left breast becomes a plausible right one) and a shift of up to SHIFT_FRACTION of
+    the side, filled with background, so that a model cannot memorise where each training breast sits."""
     flip = torch.rand(x.shape[0], generator=gen) < 0.5
     x = torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(2), x)
     gamma = torch.exp(torch.empty(x.shape[0]).uniform_(-0.15, 0.15, generator=gen)).view(-1, 1, 1, 1).to(x.device)
-    return x.clamp(0, 1).pow(gamma)
+    x = x.clamp(0, 1).pow(gamma)
+    if mode == "strong":
+        mirror = torch.rand(x.shape[0], generator=gen) < 0.5
+        x = torch.where(mirror.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+        x = _shift(x, max(1, round(SHIFT_FRACTION * x.shape[-1])), gen)
+    return x
+
+
+def _shift(x: torch.Tensor, limit: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image by its own integer (dy, dx) in [-limit, limit], filling with zeros (background)."""
+    n, _, h, w = x.shape
+    dy, dx = (torch.randint(-limit, limit + 1, (n,), generator=gen).tolist() for _ in range(2))
+    padded = torch.nn.functional.pad(x, (limit, limit, limit, limit))
+    return torch.stack([padded[i, :, limit - dy[i]:limit - dy[i] + h, limit - dx[i]:limit - dx[i] + w]
+                        for i in range(n)])
 
 
 def _checked_batch(defense: Defense, out: object, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +105,7 @@ def train_classifier(model: nn.Module, train: ImageSet, val: ImageSet, spec: Tra
         model.train()
         running, seen = 0.0, 0
         for idx in balanced_batches(train.labels, spec.batch_size, rng):
-            x = _augment(images[idx], gen).to(device, non_blocking=True)
+            x = augment(images[idx], gen, spec.augment).to(device, non_blocking=True)
             y = labels[idx].to(device, non_blocking=True)
             x, y = _checked_batch(defense, defense.training_batch(model, x, y, step), x.shape)
             model.train()

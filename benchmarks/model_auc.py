@@ -3,6 +3,7 @@
     python benchmarks/model_auc.py --label after          # all models; writes benchmarks/results/model_auc.json
     python benchmarks/model_auc.py --models resnet18 --no-write
     python benchmarks/model_auc.py --quick                # a smoke run (count 120, 2 epochs), nothing written
+    python benchmarks/model_auc.py --models resnet18 --train augment='"strong"' epochs=60 batch_size=16 --label strong
 
 Data and recipe come from configs/default.toml ([dataset] and [training]); [[models]] is replaced by every registered
 model (each with no per-model keys, so a model's own recipe defaults apply) and [[attacks]] by one cheap cell (FGSM at
@@ -37,11 +38,13 @@ RESULTS = Path(__file__).parent / "results" / "model_auc.json"
 TARGET = 0.85
 
 
-def measure(models: list[str], store: Path, quick: bool) -> tuple[list[dict], dict]:
-    """Train models through benchmark.runner.run on the default data; one row per model and the setup used."""
+def measure(models: list[str], store: Path, quick: bool,
+            train: dict | None = None) -> tuple[list[dict], dict]:
+    """Train models through benchmark.runner.run on the default data; one row per model and the setup used.
+    `train` holds per-model recipe keys (as a [[models]] table would), e.g. {"augment": "strong", "epochs": 60}."""
     raw = tomllib.loads(DEFAULT_CONFIG.read_text())
     raw["run"] = {**raw.get("run", {}), "store": str(store), "leaderboards": str(store / "leaderboards")}
-    raw["models"] = [{"name": name} for name in models]
+    raw["models"] = [{"name": name, **(train or {})} for name in models]
     raw["defenses"] = ["none"]
     raw["attacks"] = [{"name": "fgsm", "budgets": ["1/255"]}]
     if quick:
@@ -79,17 +82,17 @@ def measure(models: list[str], store: Path, quick: bool) -> tuple[list[dict], di
 
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| model | test AUC [95% CI] | val AUC | best epoch | train s | epochs | lr | wd | batch |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | test AUC [95% CI] | val AUC | best epoch | train s | epochs | lr | wd | batch | augment |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['error']} | | | | | | | |")
+            lines.append(f"| {r['model']} | {r['error']} | | | | | | | | |")
             continue
         flag = "" if r["test_auc"] >= TARGET else " (below 0.85)"
         rec = r["recipe"]
         lines.append(f"| {r['model']} | {r['test_auc']:.3f} [{r['test_auc_lo']:.3f}, {r['test_auc_hi']:.3f}]{flag} "
                      f"| {r['val_auc']:.3f} | {r['best_epoch']} | {r['train_seconds']:.0f} | {rec['epochs']} "
-                     f"| {rec['lr']:g} | {rec['weight_decay']:g} | {rec['batch_size']} |")
+                     f"| {rec['lr']:g} | {rec['weight_decay']:g} | {rec['batch_size']} | {rec.get('augment', 'light')} |")
     return "\n".join(lines)
 
 
@@ -101,9 +104,13 @@ def main() -> None:
     parser.add_argument("--label", default="current", help="key under which the rows are recorded")
     parser.add_argument("--quick", action="store_true", help="smoke run: 120 images, 2 epochs, nothing written")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe keys for every measured model, TOML values: augment='\"strong\"' epochs=60")
     args = parser.parse_args()
     models = args.models or [e.name for e in list_entries("models")]
-    rows, setup = measure(models, args.store, args.quick)
+    train = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.train)}
+    rows, setup = measure(models, args.store, args.quick, train)
+    setup["train_overrides"] = train
     print(table(rows))
     print(f"wall {setup['wall_seconds']} s (data, training, one FGSM cell per model, scoring)")
     if args.quick or args.no_write:

@@ -37,6 +37,7 @@ def test_default_values_and_overrides(tmp_path: Path) -> None:
     (lambda r: r["dataset"].update(split=[0.5, 0.5]), r"x.toml: dataset.split: expected three positive"),
     (lambda r: r["dataset"].update(image_size=8), r"x.toml: dataset.image_size: must be at least 32"),
     (lambda r: r["training"].update(lr=-1), r"x.toml: training.lr: must be > 0"),
+    (lambda r: r["training"].update(augment="heavy"), r"x.toml: training.augment: 'heavy' is not one of light, strong"),
     (lambda r: r["attacks"][0].update(budgets=["two/255"]), r"x.toml: attacks\[0\].budgets: cannot read budget"),
     (lambda r: r["attacks"][0].update(eps=1), r"x.toml: attacks\[0\].eps: unknown key"),
     (lambda r: r.update(models=["resnet10t", "resnet10t"]), r"x.toml: models: 'resnet10t' is listed twice"),

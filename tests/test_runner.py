@@ -93,3 +93,20 @@ def test_leaderboard_entries_and_markdown(tiny) -> None:
     assert json.loads((folder / "leaderboard.json").read_text())[0]["model"] == "resnet10t"
     with np.load(Store(tiny.run.store).path(result.plan.cells[0].key) / "flags.npz") as flags:
         assert flags["robust"].dtype == bool and len(flags["robust"]) == entry["n_test"]
+
+
+def test_light_augmentation_keeps_the_breast_in_place_and_strong_shifts_and_mirrors_it() -> None:
+    from benchmark.training import augment
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 10:12, 8:10] = 0.8  # a bright blob on the left (chest wall side), 8 px from the edge
+    light = augment(x, torch.Generator().manual_seed(0), "light")
+    cols = (light[:, 0] > 0).any(1).float().argmax(1)
+    assert (cols == 8).all()  # only vertical flips: the blob keeps its column
+    strong = augment(x, torch.Generator().manual_seed(0), "strong")
+    assert strong.shape == x.shape and float(strong.min()) >= 0 and float(strong.max()) <= 1
+    mass = strong.flatten(1).gt(0).sum(1)
+    assert (mass <= 4).all() and (mass > 0).all()  # shifted by at most 6 px (3/16 of 32): the blob stays whole
+    col = (strong[:, 0] > 0).any(1).float().argmax(1)
+    assert len(set(col.tolist())) > 4  # columns vary: shifts and mirrors happen
+    assert bool((col > 16).any()) and bool((col < 16).any())  # some images are mirrored to the other side
+    assert torch.equal(augment(x, torch.Generator().manual_seed(0), "strong"), strong)  # seeded
