@@ -1,6 +1,8 @@
 """Batched prediction: P(positive) for a stack of images, on the model's device, with AMP on CUDA."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -18,26 +20,25 @@ def positive_probability(logits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _per_image(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device, batch_size: int,
+               read: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+    """read(logits) for every image, in eval mode and batches (AMP on CUDA), as float64 numpy."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
+        with autocast(device):
+            out.append(read(model(batch)).float().cpu())
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
+
+
 def predict_proba(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device,
                   batch_size: int = 128) -> np.ndarray:
     """P(positive) for every image, as float64 numpy."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
-        with autocast(device):
-            out.append(positive_probability(model(batch)).cpu())
-    return torch.cat(out).double().numpy() if out else np.zeros(0)
+    return _per_image(model, images, device, batch_size, positive_probability)
 
 
-@torch.no_grad()
 def predict_manipulation(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device,
                          batch_size: int = 128) -> np.ndarray:
     """A detecting model's "manipulated" logit for every image (flagged when > 0), as float64 numpy."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
-        with autocast(device):
-            out.append(model(batch).float()[:, MANIPULATED_OUTPUT].cpu())
-    return torch.cat(out).double().numpy() if out else np.zeros(0)
+    return _per_image(model, images, device, batch_size, lambda logits: logits[:, MANIPULATED_OUTPUT])

@@ -19,6 +19,7 @@ from torch import nn
 
 from benchmark.entry_api import Defense, LossFn
 from benchmark.errors import BenchmarkError
+from benchmark.inference import MANIPULATED_OUTPUT
 from benchmark.registry import register_defense
 
 from ._options import Option, read_options
@@ -105,7 +106,7 @@ class GanFakesDetect(_GanFakes):
 
             def class_outputs(inputs: torch.Tensor) -> torch.Tensor:
                 logits = model(inputs)
-                head.append(logits[:, 2].float())
+                head.append(logits[:, MANIPULATED_OUTPUT].float())
                 return logits[:, :2]
             value = loss(class_outputs, x, torch.where(fake, y - FAKE_LABEL_OFFSET, y))
             return value + weight * F.binary_cross_entropy_with_logits(head[0], fake.float())
