@@ -24,8 +24,14 @@ def test_default_values_and_overrides(tmp_path: Path) -> None:
     raw["models"] = [{"name": "resnet10t", "epochs": 5}, "resnet18"]
     config = parse_config(raw, "x.toml")
     assert config.models[0].train.epochs == 5
-    assert config.models[1].train.epochs == 2  # from [training]
-    assert config.models[1].train.lr == pytest.approx(0.003)
+    assert config.models[0].train.lr == pytest.approx(0.003)  # from [training]
+    assert config.models[0].train.batch_size == 16
+    # resnet18's own recipe (strong augmentation, 60 epochs, batch 16) beats [training] where it has a key
+    assert (config.models[1].train.epochs, config.models[1].train.batch_size) == (60, 16)
+    assert config.models[1].train.augment == "strong" and config.models[1].train.lr == pytest.approx(0.003)
+    raw["models"] = [{"name": "resnet18", "epochs": 4}]  # and its [[models]] table beats both
+    table = parse_config(raw, "x.toml").models[0].train
+    assert (table.epochs, table.augment) == (4, "strong")
     assert config.attacks[0].budgets == pytest.approx((2 / 255, 8 / 255))
 
 
