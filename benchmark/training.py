@@ -65,10 +65,12 @@ def augment(x: torch.Tensor, gen: torch.Generator, mode: str = "light") -> torch
 def _shift(x: torch.Tensor, limit: int, gen: torch.Generator) -> torch.Tensor:
     """Translate each image by its own integer (dy, dx) in [-limit, limit], filling with zeros (background)."""
     n, _, h, w = x.shape
-    dy, dx = (torch.randint(-limit, limit + 1, (n,), generator=gen).tolist() for _ in range(2))
+    dy, dx = (torch.randint(-limit, limit + 1, (n,), generator=gen).to(x.device) for _ in range(2))
     padded = torch.nn.functional.pad(x, (limit, limit, limit, limit))
-    return torch.stack([padded[i, :, limit - dy[i]:limit - dy[i] + h, limit - dx[i]:limit - dx[i] + w]
-                        for i in range(n)])
+    rows = (limit - dy).view(n, 1, 1, 1) + torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cols = (limit - dx).view(n, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)
+    return padded[torch.arange(n, device=x.device).view(n, 1, 1, 1), torch.arange(x.shape[1], device=x.device)
+                  .view(1, -1, 1, 1), rows, cols]  # one gather for the whole batch
 
 
 def _checked_batch(defense: Defense, out: object, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
