@@ -53,6 +53,7 @@ class TrainSpec:
     weight_decay: float = 0.05
     checkpoint: str | None = None  # local path to a state_dict; loaded with weights_only=True
     augment: str = "light"  # "light": vertical flip + gamma; "strong": also mirror and shift (benchmark.training)
+    distill: str | None = None  # a registered model to distil from (its undefended weights; benchmark.losses)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class MatrixConfig:
 _SECTIONS = {"run", "dataset", "training", "models", "defenses", "attacks", "attack"}
 _RUN_KEYS = {"name", "seed", "device", "store", "leaderboards"}
 _DATA_KEYS = {"name", "image_size", "split", "options", "skip_bad"}
-_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint", "augment"}
+_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint", "augment", "distill"}
 AUGMENTATIONS = ("light", "strong")
 _ATTACK_SECTION_KEYS = {"batch_size"}
 
@@ -201,6 +202,7 @@ def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> Tr
         weight_decay=check.typed(table, "weight_decay", float, base.weight_decay, where),
         checkpoint=check.typed(table, "checkpoint", str, base.checkpoint, where),
         augment=check.choice(table, "augment", AUGMENTATIONS, base.augment, where),
+        distill=check.typed(table, "distill", str, base.distill, where),  # the name is checked by the planner
     )
 
 

@@ -13,7 +13,8 @@ from benchmark.registry import get_registry, load_all
 
 __all__ = ["TRAIN_DEFAULT_KEYS", "train_defaults"]
 
-TRAIN_DEFAULT_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float, "augment": str}
+TRAIN_DEFAULT_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float, "augment": str,
+                    "distill": str}
 
 
 def train_defaults(name: str) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def train_defaults(name: str) -> dict[str, Any]:
         if kind is None:
             raise BenchmarkError(f"model {name} ({entry.source}): train default '{key}' is unknown; allowed: "
                                  f"{', '.join(TRAIN_DEFAULT_KEYS)}")
-        if kind is str:  # a choice such as augment: the config parser checks the allowed values
+        if kind is str:  # augment, distill: the config parser and the planner check the value
             if not isinstance(value, str):
                 raise BenchmarkError(f"model {name} ({entry.source}): train default {key} = {value!r} must be a string")
             out[key] = value

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from benchmark.compatibility import check_matrix
-from benchmark.config import MatrixConfig, budget_label, parse_budget
+from benchmark.config import MatrixConfig, ModelSpec, budget_label, parse_budget
 from benchmark.errors import BenchmarkError
+from benchmark.model_recipes import train_defaults
 from benchmark.registry import get_entry
 from benchmark.stages import runner_version
 from benchmark.store import stage_key
@@ -91,6 +92,8 @@ def plan_matrix(config: MatrixConfig) -> Plan:
             train_deps = {"data": data}
             if d_entry.meta.get("needs") == "fakes":  # trains on fakes made against the same model, undefended
                 train_deps["fakes"] = _defense_fakes(b, config, data, model, attacks)
+            if model.train.distill:  # learns from a trained teacher's soft outputs as well as from the labels
+                train_deps["teacher"], train_params["teacher"] = _teacher(b, config, data, model)
             train = b.add("train", f"train {model.name}+{defense.name}", train_params, train_deps, versions)
             trains[(model.name, defense.name)] = (train, versions)
             for attack, a_entry, budgets in attacks:
@@ -121,6 +124,24 @@ def _surrogate(config: MatrixConfig, name: str, attack: str) -> tuple[dict, dict
     params = {"model": asdict(match[0]), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
     versions = {f"model:{name}": get_entry("models", name).version, "defense:none": get_entry("defenses", "none").version}
     return params, versions
+
+
+def _teacher(b: _Builder, config: MatrixConfig, data: Stage, model: ModelSpec) -> tuple[Stage, dict]:
+    """The undefended train stage of the model that `model` distils from: its matrix entry when listed (so the
+    stage is shared), else the teacher's own recipe over the [training] section."""
+    name = model.train.distill
+    entry = get_entry("models", name)  # unknown names fail here, with close matches
+    if name == model.name:
+        raise BenchmarkError(f"{config.source}: models '{model.name}': distill = \"{name}\" names the model itself; "
+                             "name another registered model to learn from, such as \"resnet10t\"")
+    listed = [m for m in config.models if m.name == name]
+    spec = listed[0] if listed else ModelSpec(name, replace(config.training, distill=None, **train_defaults(name)))
+    if spec.train.distill:
+        raise BenchmarkError(f"{config.source}: models '{model.name}': its teacher '{name}' distils from "
+                             f"'{spec.train.distill}' itself; teachers must be trained from labels only")
+    params = {"model": asdict(spec), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
+    versions = {f"model:{name}": entry.version, "defense:none": get_entry("defenses", "none").version}
+    return b.add("train", f"train {name}+none", params, {"data": data}, versions), params
 
 
 def _gan_fakes(b: _Builder, config: MatrixConfig, data: Stage, train: Stage, params: dict, versions: dict[str, str],

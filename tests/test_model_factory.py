@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from benchmark.errors import BenchmarkError
-from benchmark.losses import focal_loss, make_loss
+from benchmark.losses import distillation_term, focal_loss, make_loss
 from benchmark.model_factory import create_timm, load_checkpoint
 from benchmark.registry import get_entry, list_entries
 
@@ -77,6 +77,31 @@ def test_input_gradient_penalty_adds_a_positive_term() -> None:
         make_loss({"loss": "hinge"})
 
 
+def test_distillation_pulls_the_student_towards_the_teachers_soft_outputs() -> None:
+    logits = torch.tensor([[2.0, -1.0], [0.0, 0.5], [1.0, 1.0]])
+    y = torch.tensor([0, 1, 2])  # the third image is a detecting defense's 'manipulated' class: no teacher opinion
+    assert float(distillation_term(logits, logits.clone(), y)) == pytest.approx(0.0, abs=1e-7)
+    far = torch.tensor([[-2.0, 1.0], [0.0, 0.5], [9.0, -9.0]])
+    near = torch.tensor([[1.5, -1.0], [0.0, 0.5], [-9.0, 9.0]])
+    assert float(distillation_term(logits, near, y)) < float(distillation_term(logits, far, y))
+    # T^2 KL at T = 2 by hand for the first image; the second matches and the third is left out: mean over 2
+    p = F.softmax(far[0] / 2, 0)
+    kl = float((p * (p.log() - F.log_softmax(logits[0] / 2, 0))).sum()) * 4 / 2
+    assert float(distillation_term(logits, far, y)) == pytest.approx(kl, rel=1e-5)
+
+    torch.manual_seed(0)
+    student, teacher = create_timm("resnet10t", 32).eval(), create_timm("resnet10t", 32).eval()
+    x, y = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 0, 1])
+    plain = float(make_loss({})(student, x, y))
+    mixed = make_loss({}, teacher)(student, x, y)
+    with torch.no_grad():
+        expected = 0.5 * plain + 0.5 * float(distillation_term(student(x), teacher(x), y))
+    assert float(mixed) == pytest.approx(expected, rel=1e-5)
+    mixed.backward()
+    assert all(p.grad is None for p in teacher.parameters())  # the teacher is only read
+    assert float(make_loss({}, student)(student, x, y)) == pytest.approx(0.5 * plain, rel=1e-5)
+
+
 def _tmp_model(image_size: int, **options: object) -> torch.nn.Module:
     """A temporary entry with its own training defaults."""
     return create_timm("resnet10t", image_size, **options)
@@ -128,3 +153,23 @@ def test_models_see_standardised_images_and_keep_plain_timm_weights() -> None:
         assert not torch.allclose(plain(x), expected)
     with pytest.raises(BenchmarkError, match="option standardize = 'yes' must be true or false"):
         create_timm("resnet10t", 32, standardize="yes")
+
+
+def test_vit_sees_16_px_tokens_through_a_convolutional_stem_unless_asked_not_to() -> None:
+    entry = get_entry("models", "vit_tiny_patch16_224")
+    stem, plain = entry.obj(64).eval(), entry.obj(64, conv_stem=False).eval()
+    assert [type(m).__name__ for m in stem.patch_embed.proj][:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert isinstance(plain.patch_embed.proj, torch.nn.Conv2d) and plain.patch_embed.proj.kernel_size == (16, 16)
+    with torch.no_grad():  # the stem keeps the token grid: 4 x 4 tokens (plus the class token) at 64 px
+        tokens = stem.forward_features(torch.rand(2, 1, 64, 64))
+    assert tokens.shape == (2, 1 + 16, 192) and stem.patch_embed.grid_size == (4, 4)
+    with pytest.raises(BenchmarkError, match="option conv_stem = 'yes' must be true or false"):
+        entry.obj(64, conv_stem="yes")
+
+
+def test_efficientnet_starts_at_chance() -> None:
+    torch.manual_seed(0)
+    model = get_entry("models", "efficientnet_b0").obj(64).eval()
+    with torch.no_grad():
+        out = model(torch.rand(4, 1, 64, 64))
+    assert torch.equal(out, torch.zeros_like(out))  # loss ln 2, not timm's large initial logits

@@ -44,3 +44,32 @@ def test_unknown_names_and_budgets_fail_before_running(tmp_path: Path) -> None:
         plan_matrix(tiny_config(tmp_path, attacks=[{"name": "fgsm", "budgets": [2]}]))
     default_budgets = plan_matrix(tiny_config(tmp_path, attacks=["fgsm"]))
     assert sorted(c.cell[3] for c in default_budgets.cells) == pytest.approx([0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255])
+
+
+def test_a_distilled_model_trains_after_its_teacher(tmp_path: Path) -> None:
+    def trains(plan):  # label -> train stage
+        return {s.label: s for s in plan.stages if s.kind == "train"}
+    # teacher outside the matrix: planned from its own recipe over [training], trained without defense
+    alone = trains(plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet18", "distill": "resnet10t"}],
+                                           defenses=["none", "pgd-at"])))
+    teacher = alone["train resnet10t+none"]
+    assert teacher.params["model"]["train"]["distill"] is None and teacher.deps == {"data": teacher.deps["data"]}
+    for defense in ("none", "pgd-at"):
+        student = alone[f"train resnet18+{defense}"]
+        assert student.deps["teacher"] == teacher.key
+        assert student.params["teacher"]["model"] == teacher.params["model"]
+    # teacher in the matrix: the same stage serves as a cell and as the teacher
+    both = trains(plan_matrix(tiny_config(tmp_path, models=["resnet10t", {"name": "resnet18", "distill": "resnet10t"}])))
+    assert both["train resnet18+none"].deps["teacher"] == both["train resnet10t+none"].key
+    plain = trains(plan_matrix(tiny_config(tmp_path, models=["resnet18"])))
+    assert "teacher" not in plain["train resnet18+none"].deps and len(plain) == 1
+
+
+def test_distill_names_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError, match="unknown model 'resnet10'; did you mean 'resnet10t'"):
+        plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet18", "distill": "resnet10"}]))
+    with pytest.raises(BenchmarkError, match="names the model itself"):
+        plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet18", "distill": "resnet18"}]))
+    with pytest.raises(BenchmarkError, match="models 'resnet10t': its teacher 'resnet18' distils from 'resnet10t' itself"):
+        plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet10t", "distill": "resnet18"},
+                                                  {"name": "resnet18", "distill": "resnet10t"}]))

@@ -50,13 +50,15 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     device = ctx.device
     model = prepare_model(model, device)
     fakes = fakes_stage.load(inputs["fakes"])[0] if "fakes" in inputs else None
+    teacher = load(inputs["teacher"], params["teacher"], data.images.shape[-1], device)[0] \
+        if "teacher" in inputs else None  # a recipe's `distill`: the trained teacher's soft outputs join the loss
     if fakes is not None:  # adversarial training with pre-generated GAN fakes
         train_rows = data.splits == "train"
         defense.use_fakes(fakes[train_rows], data.labels[train_rows])
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
                               params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
                               loss_fn=defense.training_loss(
-                                  make_loss(get_entry("models", model_spec.name).meta.get("recipe", {}))),
+                                  make_loss(get_entry("models", model_spec.name).meta.get("recipe", {}), teacher)),
                               progress=ctx.progress)
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")
@@ -72,6 +74,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     np.savez(out / "predictions.npz", val=val_scores, test=test_scores, **extra)
     (out / "train.json").write_text(json.dumps({
         "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
+        "teacher": model_spec.train.distill,
         "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
         "seconds": result.seconds, "history": result.history,
         "parameters": sum(p.numel() for p in model.parameters()), "detection": detection,
