@@ -59,14 +59,15 @@ def measure(models: list[str], store: Path, quick: bool,
     data_key = next(s.key for s in result.plan.stages if s.kind == "data")
     test = data_stage.load(objects.path(data_key)).subset("test")
     rows = []
-    for stage in (s for s in result.plan.stages if s.kind == "train"):
+    names = [m.name for m in config.models]
+    for stage in (s for s in result.plan.stages if s.kind == "train" and s.params["model"]["name"] in names):
         folder = objects.path(stage.key)
         if not (folder / "train.json").is_file():
             rows.append({"model": stage.params["model"]["name"], "error": "training failed"})
             continue
         info = json.loads((folder / "train.json").read_text())
         auc = bootstrap_auc(test.labels, np.load(folder / "predictions.npz")["test"], n_boot=1000, seed=0)
-        spec = config.models[[m.name for m in config.models].index(info["model"])]
+        spec = config.models[names.index(info["model"])]  # a teacher outside the list has no row of its own
         rows.append({"model": info["model"], "test_auc": round(auc["value"], 4), "test_auc_lo": round(auc["lo"], 4),
                      "test_auc_hi": round(auc["hi"], 4), "val_auc": round(info["val_auc"], 4),
                      "best_epoch": info["best_epoch"], "train_seconds": round(info["seconds"], 1),
@@ -82,17 +83,19 @@ def measure(models: list[str], store: Path, quick: bool,
 
 def table(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
-    lines = ["| model | test AUC [95% CI] | val AUC | best epoch | train s | epochs | lr | wd | batch | augment |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| model | test AUC [95% CI] | val AUC | best epoch | train s | epochs | lr | wd | batch | augment "
+             "| teacher |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['error']} | | | | | | | | |")
+            lines.append(f"| {r['model']} | {r['error']} | | | | | | | | | |")
             continue
         flag = "" if r["test_auc"] >= TARGET else " (below 0.85)"
         rec = r["recipe"]
         lines.append(f"| {r['model']} | {r['test_auc']:.3f} [{r['test_auc_lo']:.3f}, {r['test_auc_hi']:.3f}]{flag} "
                      f"| {r['val_auc']:.3f} | {r['best_epoch']} | {r['train_seconds']:.0f} | {rec['epochs']} "
-                     f"| {rec['lr']:g} | {rec['weight_decay']:g} | {rec['batch_size']} | {rec.get('augment', 'light')} |")
+                     f"| {rec['lr']:g} | {rec['weight_decay']:g} | {rec['batch_size']} | {rec.get('augment', 'light')} "
+                     f"| {rec.get('distill') or '-'} |")
     return "\n".join(lines)
 
 

@@ -59,7 +59,8 @@ def test_a_distilled_model_trains_after_its_teacher(tmp_path: Path) -> None:
         assert student.deps["teacher"] == teacher.key
         assert student.params["teacher"]["model"] == teacher.params["model"]
     # teacher in the matrix: the same stage serves as a cell and as the teacher
-    both = trains(plan_matrix(tiny_config(tmp_path, models=["resnet10t", {"name": "resnet18", "distill": "resnet10t"}])))
+    student = {"name": "resnet18", "distill": "resnet10t"}
+    both = trains(plan_matrix(tiny_config(tmp_path, models=["resnet10t", student])))
     assert both["train resnet18+none"].deps["teacher"] == both["train resnet10t+none"].key
     plain = trains(plan_matrix(tiny_config(tmp_path, models=["resnet18"])))
     assert "teacher" not in plain["train resnet18+none"].deps and len(plain) == 1
@@ -70,6 +71,6 @@ def test_distill_names_are_checked(tmp_path: Path) -> None:
         plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet18", "distill": "resnet10"}]))
     with pytest.raises(BenchmarkError, match="names the model itself"):
         plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet18", "distill": "resnet18"}]))
-    with pytest.raises(BenchmarkError, match="models 'resnet10t': its teacher 'resnet18' distils from 'resnet10t' itself"):
+    with pytest.raises(BenchmarkError, match="'resnet10t': its teacher 'resnet18' distils from 'resnet10t' itself"):
         plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet10t", "distill": "resnet18"},
                                                   {"name": "resnet18", "distill": "resnet10t"}]))
