@@ -87,6 +87,7 @@ def _entry(model: str, defense: str, items: list[tuple[dict, dict]], dataset: st
     entry = {
         "dataset": dataset, "board": "overall", "model": model, "defense": defense,
         "defense_info": first.get("defense_info"),
+        "teacher": first.get("teacher"),  # distilled from this model: transfer attacks from it are stronger here
         "clean": first["clean"], "val_auc": first["val_auc"], "threshold": first["threshold"],
         "attacks": attacks, "per_image": _per_image(items), "masking_probe": first.get("masking_probe"),
         "detection": first.get("detection"),  # detecting defenses: {detection_rate, false_alarm_rate}

@@ -132,3 +132,6 @@ def test_a_distilled_model_learns_from_its_trained_teacher(tmp_path: Path) -> No
     assert follows["kd"] > follows["plain"] + 0.3  # test-score correlation with the teacher: 0.68 against 0.19
     auc = {w: r.table.set_index("model").loc["resnet18", "clean_auc"] for w, r in runs.items()}
     assert auc["kd"] > auc["plain"] + 0.1  # 0.71 against 0.51 after 4 epochs
+    entries = {json.loads(p.read_text())["model"]: json.loads(p.read_text())
+               for p in (tmp_path / "kd" / "leaderboards").glob("*/entries/*.json")}
+    assert entries["resnet18"]["teacher"] == "resnet10t" and entries["resnet10t"]["teacher"] is None

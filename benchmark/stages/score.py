@@ -42,6 +42,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         "train_seconds": train_info["seconds"], "val_auc": train_info["val_auc"], "threshold": threshold,
         "n_test": len(test),
         "defense_info": train_info.get("defense_info"),
+        "teacher": train_info.get("teacher"),  # the model it was distilled from (recipe key distill), or None
         "masking_probe": train_info.get("masking_probe"),  # None for train artifacts made before the probe
     }
     if attack_info.get("visibility") is not None:  # GAN cells: how visible the fakes are
