@@ -167,9 +167,18 @@ def test_vit_sees_16_px_tokens_through_a_convolutional_stem_unless_asked_not_to(
         entry.obj(64, conv_stem="yes")
 
 
-def test_efficientnet_starts_at_chance() -> None:
+@pytest.mark.parametrize("name", ["efficientnet_b0", "zhou2021-vgg11"])
+def test_models_with_a_zeroed_classifier_start_at_chance(name: str) -> None:
     torch.manual_seed(0)
-    model = get_entry("models", "efficientnet_b0").obj(64).eval()
+    model = get_entry("models", name).obj(64).eval()
     with torch.no_grad():
         out = model(torch.rand(4, 1, 64, 64))
     assert torch.equal(out, torch.zeros_like(out))  # loss ln 2, not timm's large initial logits
+
+
+def test_zhou2021_vgg11_pools_before_its_classifier() -> None:
+    model = get_entry("models", "zhou2021-vgg11").obj(64)
+    assert isinstance(model.pre_logits, torch.nn.Identity) and model.head.fc.in_features == 512
+    assert sum(p.numel() for p in model.parameters()) < 10_000_000  # timm's 7 x 7 x 4096 classifier alone is 119M
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.features)
+    assert get_entry("models", "zhou2021-vgg11").obj(64, num_classes=3).head.fc.out_features == 3
