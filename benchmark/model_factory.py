@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmark.errors import BenchmarkError
 
-__all__ = ["INPUT_MEAN", "INPUT_STD", "create_timm", "load_checkpoint", "standardize_input"]
+__all__ = ["INPUT_MEAN", "INPUT_STD", "create_timm", "load_checkpoint", "standardize_input", "zero_classifier"]
 
 # Images stay on the [0,1] intensity scale everywhere (attacks, budgets, GAN); the network itself sees them
 # standardised. Without it a LayerNorm network (ConvNeXt) trained from scratch on [0,1] mammograms never leaves
@@ -35,6 +35,14 @@ def create_timm(name: str, image_size: int, num_classes: int = 2, **kwargs: Any)
     model = timm.create_model(name, pretrained=False, in_chans=1, num_classes=num_classes, **kwargs)
     if standardize:
         model.register_forward_pre_hook(standardize_input)
+    return model
+
+
+def zero_classifier(model: nn.Module) -> nn.Module:
+    """Start the classifier at zero, so that training starts at chance (ln 2) instead of large initial logits."""
+    head = model.get_classifier()
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
     return model
 
 

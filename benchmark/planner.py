@@ -121,8 +121,14 @@ def _surrogate(config: MatrixConfig, name: str, attack: str) -> tuple[dict, dict
     if not match:
         raise BenchmarkError(f"{config.source}: attacks '{attack}': surrogate '{name}' is not a model of the "
                              f"matrix; use one of {', '.join(m.name for m in config.models)}")
-    params = {"model": asdict(match[0]), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
-    versions = {f"model:{name}": get_entry("models", name).version, "defense:none": get_entry("defenses", "none").version}
+    return _undefended(config, match[0])
+
+
+def _undefended(config: MatrixConfig, spec: ModelSpec) -> tuple[dict, dict[str, str]]:
+    """Train params and versions of `spec` trained without defense."""
+    params = {"model": asdict(spec), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
+    versions = {f"model:{spec.name}": get_entry("models", spec.name).version,
+                "defense:none": get_entry("defenses", "none").version}
     return params, versions
 
 
@@ -130,7 +136,7 @@ def _teacher(b: _Builder, config: MatrixConfig, data: Stage, model: ModelSpec) -
     """The undefended train stage of the model that `model` distils from: its matrix entry when listed (so the
     stage is shared), else the teacher's own recipe over the [training] section."""
     name = model.train.distill
-    entry = get_entry("models", name)  # unknown names fail here, with close matches
+    get_entry("models", name)  # unknown names fail here, with close matches
     if name == model.name:
         raise BenchmarkError(f"{config.source}: models '{model.name}': distill = \"{name}\" names the model itself; "
                              "name another registered model to learn from, such as \"resnet10t\"")
@@ -139,8 +145,7 @@ def _teacher(b: _Builder, config: MatrixConfig, data: Stage, model: ModelSpec) -
     if spec.train.distill:
         raise BenchmarkError(f"{config.source}: models '{model.name}': its teacher '{name}' distils from "
                              f"'{spec.train.distill}' itself; teachers must be trained from labels only")
-    params = {"model": asdict(spec), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
-    versions = {f"model:{name}": entry.version, "defense:none": get_entry("defenses", "none").version}
+    params, versions = _undefended(config, spec)
     return b.add("train", f"train {name}+none", params, {"data": data}, versions), params
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from timm.layers import ClassifierHead
 from torch import nn
 
-from benchmark.model_factory import create_timm
+from benchmark.model_factory import create_timm, zero_classifier
 from benchmark.registry import register_model
 
 # Zhou et al. 2021 trained VGG-11 with focal loss (gamma 2) on balanced positive/negative batches (the engine's
@@ -25,6 +25,4 @@ def zhou2021_vgg11(image_size: int, **options: object) -> nn.Module:
     model.pre_logits = nn.Identity()
     model.head = ClassifierHead(features, int(options.get("num_classes", 2)), pool_type="avg")
     model.num_features = model.head_hidden_size = features
-    nn.init.zeros_(model.head.fc.weight)
-    nn.init.zeros_(model.head.fc.bias)
-    return model
+    return zero_classifier(model)
