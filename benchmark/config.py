@@ -18,6 +18,7 @@ __all__ = ["RunSettings", "DatasetSpec", "TrainSpec", "ModelSpec", "DefenseSpec"
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 DEVICES = ("auto", "cpu", "cuda")
+SANITY_BUDGET = 32 / 255
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class MatrixConfig:
     source: str = "<dict>"
     attack_batch_size: int = 64
     training: TrainSpec = TrainSpec()  # the [training] section, before any model's own defaults
+    # [attack] sanity_budget: every entry also gets PGD-L-inf at this budget, which must bring it near chance
+    # (benchmark/masking_checks.py); it ranks on no board. 0 turns the check off.
+    sanity_budget: float = SANITY_BUDGET
 
     def digest(self) -> str:
         """A short hash of everything that decides results (not where they are written)."""
@@ -122,7 +126,7 @@ _RUN_KEYS = {"name", "seed", "device", "store", "leaderboards"}
 _DATA_KEYS = {"name", "image_size", "split", "options", "skip_bad"}
 _TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint", "augment", "distill"}
 AUGMENTATIONS = ("light", "strong")
-_ATTACK_SECTION_KEYS = {"batch_size"}
+_ATTACK_SECTION_KEYS = {"batch_size", "sanity_budget"}
 
 
 class _Checker:
@@ -279,11 +283,18 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
         attacks.append(AttackSpec(item["name"], values, dict(check.typed(item, "options", dict, {}, where))))
 
     attack_t = check.keys(raw.get("attack", {}), _ATTACK_SECTION_KEYS, "attack")
+    try:
+        sanity = parse_budget(attack_t.get("sanity_budget", SANITY_BUDGET))
+    except ValueError as exc:
+        raise check.fail("attack.sanity_budget", f"{exc}; 0 turns the large-budget check off") from None
+    if not 0 <= sanity <= 1:
+        raise check.fail("attack.sanity_budget", f"must lie in [0, 1] (an L-inf budget; 0 turns the check off), "
+                                                 f"got {sanity:.6g}")
     _no_duplicates(check, "models", [m.name for m in models])
     _no_duplicates(check, "defenses", [d.name for d in defenses])
     _no_duplicates(check, "attacks", [a.name for a in attacks])
     return MatrixConfig(run, dataset, tuple(models), tuple(defenses), tuple(attacks), source,
-                        check.positive(attack_t, "batch_size", int, 64, "attack"), base)
+                        check.positive(attack_t, "batch_size", int, 64, "attack"), base, sanity)
 
 
 def _no_duplicates(check: _Checker, section: str, names: list[str]) -> None:

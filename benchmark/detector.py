@@ -9,7 +9,7 @@ from benchmark.device import prepare_model
 from benchmark.entry_api import Defense
 from benchmark.imageset import ImageSet
 from benchmark.inference import predict_proba
-from benchmark.metrics import bootstrap_auc, rate
+from benchmark.metrics import paired_bootstrap_auc, rate
 from benchmark.model_factory import create_timm
 from benchmark.training import train_classifier
 
@@ -30,7 +30,10 @@ def _pairs(images: np.ndarray, fakes: np.ndarray, keep: np.ndarray, tag: str) ->
 
 def real_vs_fake_auc(images: np.ndarray, fakes: np.ndarray, splits: np.ndarray, device: torch.device, seed: int,
                      progress: bool = True) -> dict:
-    """Train on train-split (real, fake) pairs, pick by val AUC; report test AUC and accuracy at 0.5."""
+    """Train on train-split (real, fake) pairs, pick by val AUC; report test AUC and accuracy at 0.5.
+
+    The AUC's interval resamples test PAIRS (a real image and its own fake together), as the two are not
+    independent; the accuracy's is the Wilson interval over all 2n test images."""
     train, val, test = (_pairs(images, fakes, splits == s, s) for s in ("train", "val", "test"))
     torch.manual_seed(seed)
     model = prepare_model(create_timm(DETECTOR_MODEL, images.shape[-1]), device)
@@ -38,6 +41,7 @@ def real_vs_fake_auc(images: np.ndarray, fakes: np.ndarray, splits: np.ndarray, 
                               label="real-vs-fake detector", progress=progress)
     scores = predict_proba(model, test.images, device)
     correct = int(((scores >= 0.5).astype(int) == test.labels).sum())
+    real, fake = scores[test.labels == 0], scores[test.labels == 1]  # aligned by pair: `_pairs` keeps the order
     return {"model": DETECTOR_MODEL, "epochs": DETECTOR_RECIPE.epochs, "val_auc": result.val_auc,
-            "auc": bootstrap_auc(test.labels, scores, seed=seed), "accuracy": rate(correct, len(test)).to_dict(),
+            "auc": paired_bootstrap_auc(real, fake, seed=seed), "accuracy": rate(correct, len(test)).to_dict(),
             "n_test_pairs": len(test) // 2, "seconds": result.seconds}

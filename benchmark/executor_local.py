@@ -55,7 +55,8 @@ def run_plan(plan: Plan, store: Store, ctx: StageContext, force: set[str] = froz
 def _execute(stage: Stage, store: Store, ctx: StageContext, force: bool) -> StageOutcome:
     inputs = {role: store.path(key) for role, key in stage.deps.items()}
     start = time.perf_counter()
-    record = {"kind": stage.kind, "label": stage.label, "params": stage.params, "deps": stage.deps}
+    record = {"kind": stage.kind, "label": stage.label, "params": stage.params, "deps": stage.deps,
+              "versions": stage.versions}
     try:
         store.compute(stage.key, lambda out: RUNNERS[stage.kind](stage.params, inputs, out, ctx), record, force)
     except KeyboardInterrupt:

@@ -17,10 +17,14 @@ __all__ = [
     "Rate",
     "as_numpy",
     "attack_outcome",
+    "balanced_accuracy",
     "bootstrap_auc",
     "choose_threshold",
     "classification_metrics",
+    "flag_threshold",
+    "combined_rate",
     "mcnemar_test",
+    "paired_bootstrap_auc",
     "predict_labels",
     "rate",
     "to_jsonable",
@@ -148,6 +152,59 @@ def bootstrap_auc(
     return out
 
 
+def _pair_scores(scores: Any, name: str) -> np.ndarray:
+    s = as_numpy(scores).astype(np.float64)
+    if s.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of scores, got shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"{name} contain nan or inf")
+    return s
+
+
+def paired_bootstrap_auc(
+    scores_a: Any, scores_b: Any, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
+    """ROC AUC of class 1 (scores_b) against class 0 (scores_a) for data that come in pairs (scores_a[i] and
+    scores_b[i] belong together, e.g. a real image and its own fake), with a percentile-bootstrap interval that
+    resamples PAIRS: {value, lo, hi, n_pos, n_neg, n_boot, reason, resampled: "pairs"}; ties count 1/2.
+
+    The point estimate is the ordinary Mann-Whitney AUC over all (a, b) combinations (equal to sklearn's
+    roc_auc_score); each resample draws n pair indices with replacement and takes both members of each drawn pair.
+    """
+    a, b = _pair_scores(scores_a, "scores_a"), _pair_scores(scores_b, "scores_b")
+    if len(a) != len(b):
+        raise ValueError(f"scores_a and scores_b must be aligned by pair, got {len(a)} and {len(b)} scores")
+    n = len(a)
+    out: dict[str, Any] = {"value": math.nan, "lo": math.nan, "hi": math.nan, "n_pos": n, "n_neg": n,
+                           "n_boot": int(n_boot), "reason": None, "resampled": "pairs"}
+    if n == 0:
+        out["reason"] = "AUC undefined: no pairs"
+        return out
+    uniq, bins = np.unique(np.concatenate([a, b]), return_inverse=True)
+    k = len(uniq)
+    neg_bins, pos_bins = bins[:n], bins[n:]
+    out["value"] = float(_auc_from_counts(np.bincount(pos_bins, minlength=k), np.bincount(neg_bins, minlength=k)))
+    if n_boot <= 0:
+        return out
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 4_000_000 // (k + 2 * n))  # bounds memory at a few tens of MB for any n
+    aucs = []
+    for start in range(0, n_boot, chunk):  # one chunk (all resamples at once) unless n is in the thousands
+        rows = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(rows, n))  # the same pair indices for both members
+        offsets = (np.arange(rows) * k)[:, None]
+
+        def counts(member_bins: np.ndarray) -> np.ndarray:
+            flat = (member_bins[idx] + offsets).ravel()
+            return np.bincount(flat, minlength=rows * k).reshape(rows, k)
+
+        aucs.append(_auc_from_counts(counts(pos_bins), counts(neg_bins)))
+    alpha = 1 - confidence
+    lo, hi = np.quantile(np.concatenate(aucs), [alpha / 2, 1 - alpha / 2])
+    out["lo"], out["hi"] = float(lo), float(hi)
+    return out
+
+
 def predict_labels(scores: Any, threshold: float) -> np.ndarray:
     """Hard predictions (int64, 1 = positive) by the benchmark's rule: positive iff score >= threshold."""
     return (as_numpy(scores) >= threshold).astype(np.int64)
@@ -200,6 +257,8 @@ def classification_metrics(
         "auc": bootstrap_auc(y, s, n_boot=n_boot, seed=seed),
         "sensitivity": rate(int((pred & y).sum()), int(y.sum())).to_dict(),
         "specificity": rate(int((~pred & ~y).sum()), int((~y).sum())).to_dict(),
+        "balanced_accuracy": {k: v for k, v in balanced_accuracy(y, pred == y).items()
+                              if k in ("value", "lo", "hi")},
         "n": int(len(y)),
         "n_pos": int(y.sum()),
         "n_neg": int((~y).sum()),
@@ -238,6 +297,49 @@ def attack_outcome(labels: Any, clean_pred: Any, adv_pred: Any) -> AttackOutcome
         "n_neg": int((~y).sum()),
     }
     return AttackOutcome(summary=summary, flags=robust, fooled=fooled)
+
+
+def combined_rate(first: Mapping[str, Any], second: Mapping[str, Any], weight: float = 0.5,
+                  confidence: float = 0.95) -> dict[str, Any]:
+    """weight x first + (1 - weight) x second of two independent rates, with a MOVER interval built from their
+    Wilson limits (Zou and Donner 2008): balanced accuracy, or a fooled rate re-weighted to another class mix."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must lie in [0, 1], got {weight}")
+    a, b = (rate(int(r["successes"]), int(r["n"]), confidence) for r in (first, second))
+    out = {"value": math.nan, "lo": math.nan, "hi": math.nan, "weight": float(weight),
+           "parts": [a.to_dict(), b.to_dict()], "method": "weighted Wilson rates, MOVER interval"}
+    if a.n == 0 or b.n == 0:
+        return out
+    wa, wb = weight, 1.0 - weight
+    value = wa * a.value + wb * b.value
+    out["value"] = value
+    out["lo"] = max(0.0, value - math.sqrt((wa * (a.value - a.lo)) ** 2 + (wb * (b.value - b.lo)) ** 2))
+    out["hi"] = min(1.0, value + math.sqrt((wa * (a.hi - a.value)) ** 2 + (wb * (b.hi - b.value)) ** 2))
+    return out
+
+
+def balanced_accuracy(labels: Any, correct: Any, confidence: float = 0.95) -> dict[str, Any]:
+    """Mean of sensitivity and specificity of per-image correct flags (50% for a constant classifier), with its
+    MOVER interval: {value, lo, hi, sensitivity, specificity, n, n_pos, n_neg}."""
+    y = _binary(labels)
+    ok = _binary(correct, "correct")
+    _same_length(y, ok)
+    sens = rate(int((ok & y).sum()), int(y.sum()), confidence).to_dict()
+    spec = rate(int((ok & ~y).sum()), int((~y).sum()), confidence).to_dict()
+    out = combined_rate(sens, spec, 0.5, confidence)
+    return {"value": out["value"], "lo": out["lo"], "hi": out["hi"], "sensitivity": sens, "specificity": spec,
+            "n": int(len(y)), "n_pos": int(y.sum()), "n_neg": int((~y).sum())}
+
+
+def flag_threshold(real_scores: Any, false_alarm_rate: float) -> float:
+    """The lowest threshold t at which at most false_alarm_rate of real_scores are flagged (flagged: score > t)."""
+    s = np.sort(as_numpy(real_scores).astype(np.float64))[::-1]
+    if s.size == 0:
+        raise ValueError("cannot calibrate a flag threshold without real images")
+    if not 0 <= false_alarm_rate < 1:
+        raise ValueError(f"false_alarm_rate must lie in [0, 1), got {false_alarm_rate}")
+    k = int(math.floor(false_alarm_rate * s.size + 1e-9))  # images that may be flagged
+    return float(s[k])  # flags exactly the (at most k) scores strictly above the (k+1)-th largest
 
 
 def detection_outcome(fooled: Any, flagged_attacked: Any, flagged_clean: Any, correct: Any) -> dict[str, Any]:

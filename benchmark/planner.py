@@ -27,6 +27,7 @@ class Stage:
     params: dict = field(hash=False, compare=False)
     deps: dict[str, str] = field(hash=False, compare=False)  # role -> key of the input stage
     cell: tuple | None = None  # (model, defense, attack, budget) for score stages
+    versions: dict[str, str] = field(default_factory=dict, hash=False, compare=False)  # code versions in the key
 
 
 @dataclass
@@ -50,7 +51,7 @@ class _Builder:
         versions = {**versions, f"stage:{kind}": runner_version(kind)}
         key = stage_key(kind, params, [d.key for d in deps.values()], versions)
         if key not in self.stages:  # two cells never compute the same artifact twice
-            self.stages[key] = Stage(kind, key, label, params, {r: d.key for r, d in deps.items()}, cell)
+            self.stages[key] = Stage(kind, key, label, params, {r: d.key for r, d in deps.items()}, cell, versions)
         return self.stages[key]
 
 
@@ -112,7 +113,28 @@ def plan_matrix(config: MatrixConfig) -> Plan:
                                             "budget": eps}},
                                   {"data": data, "train": train, "attack": att}, {}, cell)
                     cells.append(score)
+            if config.sanity_budget > 0:
+                cells.append(_sanity_cell(b, config, data, train, train_params, versions))
     return Plan(list(b.stages.values()), cells)
+
+
+SANITY_ATTACK = "pgd-linf"  # white-box, default options: shared with a matrix cell of the same budget
+
+
+def _sanity_cell(b: _Builder, config: MatrixConfig, data: Stage, train: Stage, train_params: dict,
+                 versions: dict[str, str]) -> Stage:
+    """PGD-L-inf at [attack] sanity_budget against one entry: a white-box attack that reaches the model brings it
+    near chance there (benchmark/masking_checks.py). Scored with role "sanity": it ranks on no board."""
+    eps, model, defense = config.sanity_budget, train_params["model"]["name"], train_params["defense"]["name"]
+    entry = get_entry("attacks", SANITY_ATTACK)
+    label = f"{SANITY_ATTACK}@{budget_label(eps)} vs {model}+{defense} (sanity)"
+    att = b.add("attack", f"attack {label}", {"attack": {"name": SANITY_ATTACK, "options": {}}, "budget": eps,
+                                              "train": train_params, "seed": config.run.seed},
+                {"data": data, "train": train}, {**versions, f"attack:{SANITY_ATTACK}": entry.version})
+    return b.add("score", f"score {label}",
+                 {"cell": {"model": model, "defense": defense, "attack": SANITY_ATTACK, "budget": eps,
+                           "role": "sanity"}},
+                 {"data": data, "train": train, "attack": att}, {}, (model, defense, SANITY_ATTACK, eps, "sanity"))
 
 
 def _surrogate(config: MatrixConfig, name: str, attack: str) -> tuple[dict, dict[str, str]]:

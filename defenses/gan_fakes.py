@@ -5,10 +5,11 @@ The engine trains the lesion GAN against the same model without a defense, gener
 before training. Each training batch then gets `fraction` x batch-size fakes appended:
 - `gan-fakes-relabel`: with their original label, so the model learns to see through inserted or removed tissue;
 - `gan-fakes-detect`: with their original label AND a "manipulated" mark: the model gets a detection head (a third
-  output, the logit of "this image was edited", flagged when > 0) trained with binary cross-entropy on real (0) and
-  fake (1) images, while its two class outputs learn the fakes' original labels as in relabel. The leaderboard
-  reports the head's detection rate on test fakes, its false-alarm rate on real test images and, per attack cell,
-  how many images were fooled without being flagged.
+  output, the logit of "this image was edited") trained with binary cross-entropy on real (0) and fake (1) images,
+  while its two class outputs learn the fakes' original labels as in relabel. The head flags an image when its logit
+  exceeds a threshold set on the real validation images at `false_alarm_rate` (5%). The leaderboard reports the
+  head's detection rate on test fakes and its false-alarm rate on real test images at that threshold and, per attack
+  cell, how many images were fooled without being flagged.
 """
 from __future__ import annotations
 
@@ -81,7 +82,9 @@ class GanFakesRelabel(_GanFakes):
 
 
 DETECT_OPTIONS = {**OPTIONS, "detect_weight": Option(1.0, float, "weight of the detection head's loss", low=0,
-                                                     high=100)}
+                                                     high=100),
+                  "false_alarm_rate": Option(0.05, float, "share of real validation images the head may flag: "
+                                                          "its threshold is set there", above=0, high=0.5)}
 
 
 @register_defense("gan-fakes-detect", needs="fakes")
@@ -91,6 +94,11 @@ class GanFakesDetect(_GanFakes):
     name = "gan-fakes-detect"
     extra_classes = 1  # the detection head's logit, after the two class logits
     option_table = DETECT_OPTIONS
+
+    @property
+    def false_alarm_rate(self) -> float:
+        """The head's calibration target: the share of real validation images it flags."""
+        return float(self.settings["false_alarm_rate"])
 
     def _target(self, labels: torch.Tensor) -> torch.Tensor:
         return labels + FAKE_LABEL_OFFSET

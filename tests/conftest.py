@@ -40,6 +40,7 @@ def tiny_raw(tmp_path: Path) -> dict:
         "models": [{"name": "resnet10t"}],
         "defenses": ["none"],
         "attacks": [{"name": "fgsm", "budgets": ["2/255", "8/255"]}],
+        "attack": {"sanity_budget": 0},  # the large-budget sanity cell has tests of its own (test_verdicts.py)
     }
 
 

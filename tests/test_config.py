@@ -48,6 +48,8 @@ def test_default_values_and_overrides(tmp_path: Path) -> None:
     (lambda r: r["attacks"][0].update(eps=1), r"x.toml: attacks\[0\].eps: unknown key"),
     (lambda r: r.update(models=["resnet10t", "resnet10t"]), r"x.toml: models: 'resnet10t' is listed twice"),
     (lambda r: r.update(attacks=[]), r"x.toml: attacks: expected a non-empty list"),
+    (lambda r: r["attack"].update(sanity_budget="big"), r"x.toml: attack.sanity_budget: cannot read budget"),
+    (lambda r: r["attack"].update(sanity_budget=2), r"x.toml: attack.sanity_budget: must lie in \[0, 1\]"),
 ])
 def test_bad_config_is_one_clear_line(tmp_path: Path, mutate, message: str) -> None:
     raw = tiny_raw(tmp_path)

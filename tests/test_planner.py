@@ -74,3 +74,22 @@ def test_distill_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError, match="'resnet10t': its teacher 'resnet18' distils from 'resnet10t' itself"):
         plan_matrix(tiny_config(tmp_path, models=[{"name": "resnet10t", "distill": "resnet18"},
                                                   {"name": "resnet18", "distill": "resnet10t"}]))
+
+
+def test_every_entry_gets_one_sanity_cell_on_no_board(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, models=["resnet10t", "resnet18"], attack={"sanity_budget": "32/255"})
+    plan = plan_matrix(config)
+    sanity = [s for s in plan.cells if s.params["cell"].get("role") == "sanity"]
+    assert len(plan.cells) == 4 + 2 and len(sanity) == 2
+    assert {s.cell[:2] for s in sanity} == {("resnet10t", "none"), ("resnet18", "none")}
+    attack = plan.by_key()[sanity[0].deps["attack"]]
+    assert attack.params["attack"] == {"name": "pgd-linf", "options": {}}
+    assert attack.params["budget"] == pytest.approx(32 / 255)
+    assert "stage:attack" in attack.versions and "attack:pgd-linf" in attack.versions
+    off = plan_matrix(tiny_config(tmp_path, models=["resnet10t"], attack={"sanity_budget": 0}))
+    assert not [s for s in off.cells if s.params["cell"].get("role") == "sanity"]
+    # a matrix cell at the same budget shares the attack artifact; only the score's role differs
+    shared = tiny_config(tmp_path, attacks=[{"name": "pgd-linf", "budgets": ["32/255"]}],
+                         attack={"sanity_budget": "32/255"})
+    kinds = [s.kind for s in plan_matrix(shared).stages]
+    assert kinds.count("attack") == 1 and kinds.count("score") == 2

@@ -14,6 +14,7 @@ from benchmark.device import seed_everything
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
 from benchmark.inference import predict_manipulation, predict_proba
+from benchmark.operating_point import at_threshold, logit_shift
 from benchmark.registry import get_entry
 from benchmark.gallery import save_attack_gallery
 from benchmark.stages import data as data_stage
@@ -30,7 +31,9 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     data = data_stage.load(inputs["data"])
     test = data.subset("test")
     device, batch_size = ctx.device, ctx.attack_batch_size
-    model, defense, _ = train_stage.load(inputs["train"], params["train"], data.images.shape[-1], device)
+    model, defense, train_info = train_stage.load(inputs["train"], params["train"], data.images.shape[-1], device)
+    threshold = float(train_info["threshold"])
+    target = at_threshold(model, threshold)  # attacks aim at the threshold the cell is scored at
     eps, threat = float(params["budget"]), entry.meta.get("threat", "linf")
     fakes, visibility = _test_fakes(inputs, data) if "fakes" in inputs else (None, None)
     pieces = []
@@ -44,7 +47,12 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         actx = AttackContext(device, params["seed"] + i, masks, dict(params["attack"]["options"]), batch_size,
                              defense.differentiable,
                              torch.as_tensor(fakes[i:i + batch_size]).to(device) if fakes is not None else None)
-        x_adv = entry.obj(model, x, y, eps, actx)
+        try:
+            x_adv = entry.obj(target, x, y, eps, actx)
+        except RuntimeError as exc:  # e.g. "element 0 of tensors does not require grad": a wrap() without autograd
+            if not _blocks_gradients(model, x):
+                raise
+            raise BenchmarkError(_blocked_message(params, defense)) from exc
         pieces.append(_checked(x_adv, x, eps, threat, params["attack"]["name"]).detach().float().cpu())
     seconds = time.perf_counter() - start
     x_adv = torch.cat(pieces).numpy() if pieces else np.zeros_like(test.images)
@@ -54,16 +62,31 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     np.savez(out / "adversarial.npz", images=x_adv, scores=scores, **extra)
     record = {"attack": params["attack"]["name"], "budget": eps, "threat": threat,
               "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
+              "operating_point": {"threshold": threshold, "logit_shift": logit_shift(threshold)},
               "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}
     if visibility is not None:  # GAN cells: the fakes' own cost and visibility, and a gallery per model
         record["seconds"] += visibility.get("seconds", 0.0)
         record["visibility"] = visibility
         with np.load(inputs["train"] / "predictions.npz", allow_pickle=False) as z:
             before = z["test"]
-        threshold = json.loads((inputs["train"] / "train.json").read_text())["threshold"]
         save_attack_gallery(test.images, x_adv, test.labels, before, scores, threshold, out / "gallery.png",
                             f"{params['attack']['name']} vs {params['train']['model']['name']}+{defense_name(params)}")
     (out / "attack.json").write_text(json.dumps(record, indent=1))
+
+
+def _blocks_gradients(model: torch.nn.Module, x: torch.Tensor) -> bool:
+    """True when the deployed model's output carries no autograd graph back to its input."""
+    with torch.enable_grad():
+        probe = x[:1].detach().clone().requires_grad_(True)
+        return not model(probe).requires_grad
+
+
+def _blocked_message(params: dict, defense: object) -> str:
+    cls = type(defense)
+    return (f"attack {params['attack']['name']}: defense {defense_name(params)} ({cls.__module__}.{cls.__qualname__}) "
+            "blocks gradients: its deployed model's output has no grad_fn (does wrap() run under torch.no_grad() "
+            "or leave autograd through numpy?); deploy the transform behind benchmark.adaptive.TransformedModel "
+            "(BPDA/EOT) so that attacks reach the model")
 
 
 def _test_fakes(inputs: dict[str, Path], data: object) -> tuple[np.ndarray, dict]:

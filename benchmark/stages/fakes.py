@@ -13,7 +13,7 @@ from benchmark.device import seed_everything
 from benchmark.gan_training import apply_generators
 from benchmark.imageset import SPLITS
 from benchmark.metrics import to_jsonable
-from benchmark.perturbation import perturbation_metrics
+from benchmark.perturbation import breast_mask, perturbation_metrics
 from benchmark.stages import data as data_stage
 from benchmark.stages import gan as gan_stage
 
@@ -23,7 +23,8 @@ CHANGED_LEVEL = 0.02  # a pixel counts as edited when it moved by more than this
 
 
 def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
-    """Generate fakes for all splits; measure their visibility on the test split."""
+    """Generate fakes for all splits; measure their visibility on the test split (SSIM/PSNR inside the breast in
+    `perturbation`, over the whole image in `perturbation_whole_image`)."""
     seed_everything(params["seed"])
     data = data_stage.load(inputs["data"])
     generators, record = gan_stage.load(inputs["gan"], ctx.device)
@@ -34,11 +35,14 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     test = data.splits == "test"
     detector = real_vs_fake_auc(data.images, fakes, data.splits, ctx.device, params["seed"], ctx.progress)
     np.savez(out / "fakes.npz", images=fakes, ids=data.ids.astype(str))
+    originals, edited = data.images[test], fakes[test]
+    breast = breast_mask(originals)  # SSIM/PSNR inside the breast: the black background would flatter them
     visibility = {
-        "perturbation": perturbation_metrics(data.images[test], fakes[test]),
+        "perturbation": perturbation_metrics(originals, edited, region=breast),
+        "perturbation_whole_image": perturbation_metrics(originals, edited),
         "area_changed": {"level": CHANGED_LEVEL,
                          "mean_fraction_of_image": float(changed[test].mean()),
-                         "mean_fraction_of_breast": float(changed[test].sum() / max(1, (data.images[test] > 0.02).sum()))},
+                         "mean_fraction_of_breast": float(changed[test].sum() / max(1, breast.sum()))},
         "detector": detector,
         "counts": {s: int((data.splits == s).sum()) for s in SPLITS},
         "gan_target": record["target"],

@@ -27,16 +27,24 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     clean_pred = (clean_scores >= threshold).astype(int)
     adv_pred = (adv_scores >= threshold).astype(int)
     outcome = attack_outcome(test.labels, clean_pred, adv_pred)
+    # the study's operating point, argmax (P >= 0.5), for the GAN table beside the study's numbers
+    at_argmax = attack_outcome(test.labels, (clean_scores >= 0.5).astype(int), (adv_scores >= 0.5).astype(int))
     adv_manipulation = attack_stage.load_manipulation(inputs["attack"])
     if adv_manipulation is not None and clean_manipulation is not None:  # a detecting defense: count its flags
-        outcome.summary.update(detection_outcome(outcome.fooled, adv_manipulation > 0, clean_manipulation > 0,
-                                                 clean_pred == test.labels))
+        flag_at = float(train_info.get("detection_threshold") or 0.0)  # calibrated on real validation images
+        outcome.summary.update(detection_outcome(outcome.fooled, adv_manipulation > flag_at,
+                                                 clean_manipulation > flag_at, clean_pred == test.labels))
+        outcome.summary["flag_threshold"] = flag_at
     row = {
         "model": params["cell"]["model"], "defense": params["cell"]["defense"],
         "attack": params["cell"]["attack"], "budget": params["cell"]["budget"],
         "threat": attack_info["threat"], "access": attack_info["access"], "adaptive": attack_info["adaptive"],
         "clean": classification_metrics(test.labels, clean_scores, threshold),
         "attack_outcome": outcome.summary,
+        "attack_outcome_argmax": at_argmax.summary,
+        "role": params["cell"].get("role", "board"),  # "sanity": the large-budget check, on no board
+        "operating_point": attack_info.get("operating_point"),
+        "eot_samples": train_info.get("eot_samples", 1),
         "perturbation": perturbation_metrics(test.images, adv_images),
         "attack_seconds": attack_info["seconds"], "images_per_s": attack_info["images_per_s"],
         "train_seconds": train_info["seconds"], "val_auc": train_info["val_auc"], "threshold": threshold,

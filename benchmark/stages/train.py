@@ -13,15 +13,17 @@ from benchmark.device import prepare_model, seed_everything
 from benchmark.entry_api import Defense
 from benchmark.inference import predict_manipulation, predict_proba
 from benchmark.losses import make_loss
-from benchmark.masking_probe import gradient_probe
-from benchmark.metrics import bootstrap_auc, choose_threshold, rate
+from benchmark.masking_probe import eot_samples, gradient_probe
+from benchmark.metrics import bootstrap_auc, choose_threshold, flag_threshold, rate
 from benchmark.model_factory import load_checkpoint
 from benchmark.registry import get_entry
 from benchmark.stages import data as data_stage
 from benchmark.stages import fakes as fakes_stage
 from benchmark.training import train_classifier
 
-__all__ = ["load", "run"]
+__all__ = ["DEFAULT_FALSE_ALARM_RATE", "load", "run"]
+
+DEFAULT_FALSE_ALARM_RATE = 0.05  # a detecting defense's head flags this share of real validation images
 
 
 def build(model_spec: ModelSpec, defense_spec: DefenseSpec, image_size: int) -> tuple[nn.Module, Defense]:
@@ -65,12 +67,16 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     val_scores = predict_proba(deployed, val.images, device)
     test_scores = predict_proba(deployed, test.images, device)
     threshold = choose_threshold(val.labels, val_scores)
-    detection = _detection(deployed, test.images, fakes[data.splits == "test"], device) \
-        if fakes is not None and getattr(defense, "extra_classes", 0) else None
+    detecting = bool(getattr(defense, "extra_classes", 0))
+    extra, detection, flag_at = {}, None, None
+    if detecting:  # the head flags above a threshold set on real validation images at the stated false-alarm rate
+        # a detecting defense's "manipulated" logit on the real test images, for per-cell counts
+        extra["test_manipulation"] = predict_manipulation(deployed, test.images, device)
+        far = float(getattr(defense, "false_alarm_rate", DEFAULT_FALSE_ALARM_RATE))
+        flag_at = flag_threshold(predict_manipulation(deployed, val.images, device), far)
+        if fakes is not None:
+            detection = _detection(deployed, test.images, fakes[data.splits == "test"], device, flag_at, far)
     torch.save({k: v.detach().cpu() for k, v in result.state_dict.items()}, out / "model.pt")
-    # a detecting defense's "manipulated" logit on the real test images (flagged when > 0), for per-cell counts
-    extra = {"test_manipulation": predict_manipulation(deployed, test.images, device)} \
-        if getattr(defense, "extra_classes", 0) else {}
     np.savez(out / "predictions.npz", val=val_scores, test=test_scores, **extra)
     (out / "train.json").write_text(json.dumps({
         "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
@@ -78,18 +84,23 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
         "seconds": result.seconds, "history": result.history,
         "parameters": sum(p.numel() for p in model.parameters()), "detection": detection,
+        "detection_threshold": flag_at,  # the head's "manipulated" logit above this flags an image
+        "eot_samples": eot_samples(deployed),  # > 1: a random transform averaged over draws when attacked (EOT)
         # gradient-masking probe on the deployed model, judged by benchmark.masking_checks at leaderboard time
         "masking_probe": gradient_probe(deployed, val.images, val.labels, device)}, indent=1))
 
 
-def _detection(model: nn.Module, real: np.ndarray, fakes: np.ndarray, device: torch.device) -> dict:
-    """A detecting model's rate of flagging test fakes as manipulated, of flagging real test images, and the AUC
-    of its manipulated logit between the two (threshold-free)."""
+def _detection(model: nn.Module, real: np.ndarray, fakes: np.ndarray, device: torch.device, flag_at: float,
+               target_far: float) -> dict:
+    """A detecting model's rate of flagging test fakes as manipulated and of flagging real test images, at the
+    threshold calibrated on validation, and the AUC of its manipulated logit between the two (threshold-free)."""
     on_fakes, on_real = (predict_manipulation(model, images, device) for images in (fakes, real))
     both = np.concatenate([on_fakes, on_real])
     truth = np.concatenate([np.ones(len(on_fakes)), np.zeros(len(on_real))])
-    return {"detection_rate": rate(int((on_fakes > 0).sum()), len(on_fakes)).to_dict(),
-            "false_alarm_rate": rate(int((on_real > 0).sum()), len(on_real)).to_dict(),
+    return {"detection_rate": rate(int((on_fakes > flag_at).sum()), len(on_fakes)).to_dict(),
+            "false_alarm_rate": rate(int((on_real > flag_at).sum()), len(on_real)).to_dict(),
+            "threshold": flag_at, "target_false_alarm_rate": target_far,
+            "calibrated_on": "real validation images",
             "auc": bootstrap_auc(truth, both, n_boot=1000, seed=0)}
 
 
