@@ -20,6 +20,7 @@ from benchmark.leaderboard_entry import (
     BOARDS,
     board_attacks,
     cell_name,
+    decode_flags,
     encode_flags,
     evaluation,
     hash_ids,
@@ -27,35 +28,60 @@ from benchmark.leaderboard_entry import (
     worst_flags,
 )
 from benchmark.leaderboard_markdown import render_boards_markdown, render_csv
-from benchmark.masking_checks import evaluate, verdict
-from benchmark.metrics import rate, to_jsonable
+from benchmark.masking_checks import evaluate, marks, verdict
+from benchmark.metrics import balanced_accuracy, combined_rate, rate, to_jsonable
 
-__all__ = ["board_entries", "build_entries", "load_entries", "rank", "refresh_checks", "render_markdown",
-           "write_leaderboard"]
+__all__ = ["ENTRY_SCHEMA", "STUDY_POSITIVE_SHARE", "board_entries", "build_entries", "load_entries", "rank",
+           "refresh_checks", "render_markdown", "study_views", "write_leaderboard"]
+
+ENTRY_SCHEMA = 2  # 2: robust balanced accuracy, rank (None when unreliable), marks, sanity, failed cells, versions
 
 _ATTACK_KEYS = ("attack", "budget", "threat", "access", "adaptive", "attack_outcome", "perturbation",
                 "attack_seconds", "images_per_s")
+STUDY_POSITIVE_SHARE = 44 / 363  # the study's fooled counts: 44 positives and 319 negatives classified correctly
 
 
-def _attack_record(row: dict) -> dict:
+def _attack_record(row: dict, flags: dict | None = None) -> dict:
     a = {k: row[k] for k in _ATTACK_KEYS}
     a["cell"], a["budget_label"] = cell_name(a), budget_label(float(a["budget"]))
+    target = (row.get("visibility") or {}).get("gan_target")
+    if a["access"] == "transfer" and target == f"{row['model']}+{row['defense']}":
+        a["access"] = "white-box"  # a transfer whose surrogate is the attacked model itself is white-box
+        a["surrogate_is_target"] = True
     a["evaluation"] = evaluation(a["access"], bool(a["adaptive"]))
+    for key in ("attack_outcome_argmax", "operating_point"):
+        if row.get(key) is not None:
+            a[key] = row[key]
+    if flags is not None and "labels" in flags:
+        a["robust_balanced_accuracy"] = balanced_accuracy(flags["labels"], flags["robust"])
     if row.get("visibility") is not None:
         a["visibility"] = row["visibility"]
     return a
+
+
+def study_views(pos_to_neg: dict, neg_to_pos: dict) -> dict:
+    """The fooled rate over both directions as the study's table can be compared: class-balanced, and re-weighted
+    to the study's mix of correctly classified originals (44 positives, 319 negatives), with MOVER intervals."""
+    return {"balanced": combined_rate(pos_to_neg, neg_to_pos, 0.5),
+            "study_mix": combined_rate(pos_to_neg, neg_to_pos, STUDY_POSITIVE_SHARE)}
 
 
 def _gan_row(a: dict) -> dict:
     """The study's table for one GAN cell: fooled per direction and overall, and how visible the fakes are."""
     o, vis = a["attack_outcome"], a.get("visibility") or {}
     pert, detector = vis.get("perturbation") or {}, vis.get("detector") or {}
+    argmax = a.get("attack_outcome_argmax") or {}
     out = {"attack": a["attack"], "evaluation": a["evaluation"], "gan_target": vis.get("gan_target"),
            "pos_to_neg": o["pos_to_neg"], "neg_to_pos": o["neg_to_pos"], "overall": o["overall"],
+           **study_views(o["pos_to_neg"], o["neg_to_pos"]),
+           "argmax": ({"pos_to_neg": argmax["pos_to_neg"], "neg_to_pos": argmax["neg_to_pos"],
+                       "overall": argmax["overall"], **study_views(argmax["pos_to_neg"], argmax["neg_to_pos"])}
+                      if argmax else None),
            "robust_accuracy": o["robust_accuracy"],
            # detecting defenses: fooled AND not flagged as manipulated, and attacked images flagged
            "fooled_undetected": o.get("fooled_undetected"), "flagged_attacked": o.get("flagged_attacked"),
            "ssim": (pert.get("ssim") or {}).get("mean"), "psnr": (pert.get("psnr") or {}).get("mean"),
+           "visibility_region": pert.get("region", "image"),
            "area_changed": (vis.get("area_changed") or {}).get("mean_fraction_of_breast"),
            "detector_auc": {k: (detector.get("auc") or {}).get(k) for k in ("value", "lo", "hi")},
            "detector_accuracy": detector.get("accuracy"), "seconds": a["attack_seconds"]}
@@ -66,8 +92,11 @@ def _per_image(items: list[tuple[dict, dict]]) -> dict | None:
     ids = np.asarray(items[0][1]["ids"])
     if any(len(f["ids"]) != len(ids) or not np.array_equal(np.asarray(f["ids"]), ids) for _, f in items):
         return None  # cells scored on different images: no per-image pairing
-    return {"ids_sha256": hash_ids(ids), "clean_correct": encode_flags(items[0][1]["clean_correct"]),
-            "robust": {cell_name(r): encode_flags(f["robust"]) for r, f in items}}
+    out = {"ids_sha256": hash_ids(ids), "clean_correct": encode_flags(items[0][1]["clean_correct"]),
+           "robust": {cell_name(r): encode_flags(f["robust"]) for r, f in items}}
+    if "labels" in items[0][1]:
+        out["labels"] = encode_flags(items[0][1]["labels"])
+    return out
 
 
 def _galleries(model: str, defense: str, attacks: list[dict], rows: dict[str, dict]) -> list[dict]:
@@ -81,19 +110,31 @@ def _galleries(model: str, defense: str, attacks: list[dict], rows: dict[str, di
              "title": f"{a['cell']} vs {model}+{defense} ({a['evaluation']})"} for a in chosen]
 
 
-def _entry(model: str, defense: str, items: list[tuple[dict, dict]], dataset: str, provenance: dict) -> dict:
+def _entry(model: str, defense: str, items: list[tuple[dict, dict]], dataset: str, provenance: dict,
+           failed: list[dict] | None = None, code_versions: dict | None = None) -> dict:
     first = items[0][0]
-    attacks = [_attack_record(r) for r, _ in items]
+    sanity = [(r, f) for r, f in items if r.get("role") == "sanity"]
+    items = [(r, f) for r, f in items if r.get("role", "board") == "board"]  # "clean": no attack cell scored
+    attacks = [_attack_record(r, f) for r, f in items]
     entry = {
-        "dataset": dataset, "board": "overall", "model": model, "defense": defense,
+        "schema": ENTRY_SCHEMA, "dataset": dataset, "board": "overall", "model": model, "defense": defense,
         "defense_info": first.get("defense_info"),
         "teacher": first.get("teacher"),  # distilled from this model: transfer attacks from it are stronger here
         "clean": first["clean"], "val_auc": first["val_auc"], "threshold": first["threshold"],
-        "attacks": attacks, "per_image": _per_image(items), "masking_probe": first.get("masking_probe"),
+        "operating_point": {"threshold": first["threshold"], "rule": "positive iff P(positive) >= threshold, "
+                            "chosen on validation (Youden's J); every attack aims at it"},
+        "attacks": attacks, "per_image": _per_image(items) if items else None,
+        "sanity": [_attack_record(r, f) for r, f in sanity],
+        "failed_cells": failed or [],
+        "masking_probe": first.get("masking_probe"), "eot_samples": first.get("eot_samples", 1),
         "detection": first.get("detection"),  # detecting defenses: {detection_rate, false_alarm_rate}
+        "code_versions": code_versions or {},
     }
     entry["worst_case_robust_accuracy"], entry["worst_case_over"] = _worst(entry, "overall")
+    entry["robust_balanced_accuracy"] = _worst_balanced(entry, "overall")
     entry["worst_case_by_threat"] = {b: _worst(entry, b)[0] for b in BOARDS[1:] if board_attacks(entry, b)}
+    entry["robust_balanced_accuracy_by_threat"] = {b: _worst_balanced(entry, b) for b in BOARDS[1:]
+                                                   if board_attacks(entry, b)}
     entry["gan"] = [_gan_row(a) for a in attacks if a["threat"] == "semantic"]
     entry["evaluation"] = {kind: sorted(a["cell"] for a in attacks if a["evaluation"] == kind)
                            for kind in sorted({a["evaluation"] for a in attacks})}
@@ -101,15 +142,24 @@ def _entry(model: str, defense: str, items: list[tuple[dict, dict]], dataset: st
                      "attack_seconds": sum(a["attack_seconds"] or 0.0 for a in attacks),
                      "images_per_s": {a["cell"]: a["images_per_s"] for a in attacks}}
     entry["galleries"] = _galleries(model, defense, attacks, {cell_name(r): r for r, _ in items})
-    entry["masking_checks"] = evaluate(entry)
-    entry["unreliable"], entry["unreliable_reason"] = verdict(entry["masking_checks"])
+    _judge(entry, "overall")
     entry.update(train_seconds=first["train_seconds"], n_test=first["n_test"], **provenance)
     return entry
 
 
-def _worst(entry: dict, board: str) -> tuple[dict, list[str]]:
+def _judge(entry: dict, board: str) -> None:
+    """The entry's checks (once, on the overall entry) and its standing on a board: unreliable, reason, marks."""
+    if "masking_checks" not in entry or board == "overall":
+        entry["masking_checks"] = evaluate(entry)
+    entry["unreliable"], entry["unreliable_reason"] = verdict(entry["masking_checks"], board)
+    entry["marks"] = marks(entry["masking_checks"], board)
+
+
+def _worst(entry: dict, board: str) -> tuple[dict | None, list[str]]:
     """Per-image worst case over a board's cells; without flags, the lowest cell (an upper bound)."""
     attacks = board_attacks(entry, board)
+    if not attacks:
+        return None, []
     flags = worst_flags(entry, board)
     if flags is not None:
         worst = rate(int(flags.sum()), len(flags)).to_dict()
@@ -118,20 +168,52 @@ def _worst(entry: dict, board: str) -> tuple[dict, list[str]]:
     return worst, sorted(a["cell"] for a in attacks)
 
 
+def _worst_balanced(entry: dict, board: str) -> dict | None:
+    """Robust balanced accuracy of the per-image worst case over a board's cells (None without labels or flags)."""
+    labels = (entry.get("per_image") or {}).get("labels")
+    flags = worst_flags(entry, board) if board_attacks(entry, board) else None
+    if labels is None or flags is None:
+        return None
+    return balanced_accuracy(decode_flags(labels), flags)
+
+
+def _score(e: dict) -> float:
+    bal = e.get("robust_balanced_accuracy") or {}
+    return -1.0 if bal.get("value") is None else bal["value"]
+
+
 def rank(entries: list[dict]) -> list[dict]:
-    """Best worst-case robust accuracy first; then clean AUC, then names."""
+    """Trustworthy entries first, best robust balanced accuracy (worst case per image) first, then raw worst-case
+    robust accuracy, clean AUC and names; the unreliable ones after them, without a rank ("rank": None)."""
     def key(e: dict) -> tuple:
         auc = e["clean"]["auc"].get("value")
-        return (-(e["worst_case_robust_accuracy"]["value"] or 0.0), -(auc or 0.0), e["model"], e["defense"])
-    return sorted(entries, key=key)
+        worst = (e.get("worst_case_robust_accuracy") or {}).get("value")
+        return (bool(e.get("unreliable")), -_score(e), -(worst or 0.0), -(auc or 0.0), e["model"], e["defense"])
+    ordered = sorted(entries, key=key)
+    position = 0
+    for e in ordered:
+        if e.get("unreliable"):
+            e["rank"] = None
+        else:
+            position += 1
+            e["rank"] = position
+    return ordered
 
 
-def build_entries(cells: list[tuple[dict, dict]], dataset: str, provenance: dict) -> list[dict]:
-    """Group cell rows by (model, defense) into overall entries: per-image worst case, checks, provenance."""
+def build_entries(cells: list[tuple[dict, dict]], dataset: str, provenance: dict,
+                  failed: list[dict] | None = None, code_versions: dict | None = None) -> list[dict]:
+    """Group cell rows by (model, defense) into overall entries: per-image worst case, checks, provenance.
+
+    failed: cells that did not produce a score ({model, defense, cell, attack, threat, error}); an entry keeps
+    them, and a tripped check says why. code_versions: (model, defense) -> {stage or entry: version}."""
     groups: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
     for row, flags in cells:
         groups.setdefault((row["model"], row["defense"]), []).append((row, flags))
-    entries = [_entry(m, d, items, dataset, provenance) for (m, d), items in groups.items()]
+    by_entry: dict[tuple[str, str], list[dict]] = {}
+    for f in failed or []:
+        by_entry.setdefault((f["model"], f["defense"]), []).append(f)
+    entries = [_entry(m, d, items, dataset, provenance, by_entry.get((m, d)), (code_versions or {}).get((m, d)))
+               for (m, d), items in groups.items()]
     return [to_jsonable(e) for e in rank(entries)]
 
 
@@ -142,24 +224,25 @@ def board_entries(entries: list[dict], board: str) -> list[dict]:
     out = []
     for e in entries:
         attacks = board_attacks(e, board)
-        if not attacks:
+        broken = [f for f in e.get("failed_cells", []) if f.get("threat") == board]
+        if not attacks and not broken:
             continue
         view = {k: copy.deepcopy(v) for k, v in e.items() if k != "per_image"}
         view.update(board=board, attacks=attacks, gan=e["gan"] if board == "semantic" else [],
-                    worst_case_robust_accuracy=e["worst_case_by_threat"][board],
+                    worst_case_robust_accuracy=e["worst_case_by_threat"].get(board),
+                    robust_balanced_accuracy=(e.get("robust_balanced_accuracy_by_threat") or {}).get(board),
                     worst_case_over=sorted(a["cell"] for a in attacks),
                     galleries=[g for g in e.get("galleries", []) if g["cell"] in {a["cell"] for a in attacks}])
-        view["unreliable"], view["unreliable_reason"] = verdict(e["masking_checks"], board)
+        _judge(view, board)
         out.append(view)
     return rank(out)
 
 
 def refresh_checks(entries: list[dict]) -> list[dict]:
-    """Entries with their gradient-masking checks and `unreliable` re-evaluated (e.g. after a threshold change)."""
+    """Entries with their checks, `unreliable` and marks re-evaluated (e.g. after a threshold change), ranked."""
     for e in entries:
-        e["masking_checks"] = evaluate(e)
-        e["unreliable"], e["unreliable_reason"] = verdict(e["masking_checks"])
-    return entries
+        _judge(e, "overall")
+    return rank(entries)
 
 
 def load_entries(folder: Path) -> list[dict]:

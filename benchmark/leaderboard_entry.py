@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import budget_label
-from benchmark.metrics import rate, worst_case
+from benchmark.metrics import combined_rate, rate, worst_case
 
 __all__ = [
     "BOARDS",
     "BOARD_TITLES",
     "STUDY",
+    "STUDY_VIEWS",
     "board_attacks",
     "cell_columns",
     "cell_flags",
@@ -25,6 +26,7 @@ __all__ = [
     "fmt_count",
     "fmt_pct",
     "hash_ids",
+    "md_text",
     "slug",
     "worst_flags",
 ]
@@ -36,6 +38,9 @@ BOARD_TITLES = {"overall": "Overall (every attack)", "linf": "Pixel L-inf", "l2"
 # Zhou et al., Nature Communications 2021: fooled counts over correctly classified originals.
 STUDY = {"pos_to_neg": rate(42, 44).to_dict(), "neg_to_pos": rate(209, 319).to_dict(),
          "overall": rate(251, 363).to_dict()}
+# the study's overall, class-balanced and at its own mix (which equals its pooled 251/363), with MOVER intervals
+STUDY_VIEWS = {"balanced": combined_rate(STUDY["pos_to_neg"], STUDY["neg_to_pos"], 0.5),
+               "study_mix": combined_rate(STUDY["pos_to_neg"], STUDY["neg_to_pos"], 44 / 363)}
 
 
 def cell_name(attack: dict) -> str:
@@ -48,6 +53,12 @@ def cell_name(attack: dict) -> str:
 def slug(text: str) -> str:
     """A file-name-safe version of a cell or entry name ('fgsm@2/255' -> 'fgsm@2-255')."""
     return "".join(c if c.isalnum() or c in "-_.@+" else "-" for c in text)
+
+
+def md_text(text: object) -> str:
+    """Text for a Markdown table cell: pipes escaped, HTML-special characters as entities, one line."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    return " ".join(out.split())
 
 
 def evaluation(access: str, adaptive: bool) -> str:

@@ -7,11 +7,13 @@ from pathlib import Path
 from benchmark.leaderboard_entry import (
     BOARD_TITLES,
     STUDY,
+    STUDY_VIEWS,
     cell_columns,
     fmt_auc,
     fmt_count,
     fmt_pct,
 )
+from benchmark.masking_checks import clean_balanced_accuracy
 
 __all__ = ["render_html"]
 
@@ -59,23 +61,29 @@ def _value(r: dict | None) -> object:
 
 def _board(board: str, entries: list[dict]) -> str:
     columns = cell_columns(entries)
-    head = [("#", ""), ("model", "text"), ("defense", "text"), ("clean acc %", ""), ("AUC", ""),
-            ("worst-case robust acc %", "")] + [(c, "") for c, _, _ in columns] + [("train s", ""), ("attack s", "")]
+    head = [("#", ""), ("model", "text"), ("defense", "text"), ("robust balanced acc %", ""),
+            ("worst-case robust acc %", ""), ("clean acc %", ""), ("clean balanced acc %", ""), ("AUC", "")]
+    head += [(c, "") for c, _, _ in columns] + [("train s", ""), ("attack s", ""), ("standing", "text")]
     rows = []
-    for rank, e in enumerate(entries, 1):
+    for e in entries:
         by_cell = {a["cell"]: a for a in e["attacks"]}
-        cells = [_td(str(rank), rank), _td(e["model"], cls="text"),
-                 _td(e["defense"] + (" (unreliable)" if e["unreliable"] else ""), cls="text"),
+        rank, bal = e.get("rank"), clean_balanced_accuracy(e["clean"])
+        standing = ("listed, not ranked: " + (e.get("unreliable_reason") or "")) if e["unreliable"] \
+            else "; ".join(f"mark: {m}" for m in e.get("marks") or [])
+        cells = [_td("-" if rank is None else str(rank), 10_000 if rank is None else rank),
+                 _td(e["model"], cls="text"), _td(e["defense"] + (" ⚠" if e["unreliable"] else ""), cls="text"),
+                 _td(fmt_pct(e.get("robust_balanced_accuracy")), _value(e.get("robust_balanced_accuracy"))),
+                 _td(fmt_pct(e["worst_case_robust_accuracy"]), _value(e["worst_case_robust_accuracy"])),
                  _td(fmt_pct(e["clean"]["accuracy"]), _value(e["clean"]["accuracy"])),
-                 _td(fmt_auc(e["clean"]["auc"]), _value(e["clean"]["auc"])),
-                 _td(fmt_pct(e["worst_case_robust_accuracy"]), _value(e["worst_case_robust_accuracy"]))]
+                 _td(fmt_pct(bal), _value(bal)), _td(fmt_auc(e["clean"]["auc"]), _value(e["clean"]["auc"]))]
         for c, _, _ in columns:
             a = by_cell.get(c)
             r = a["attack_outcome"]["robust_accuracy"] if a else None
             cells.append(_td(fmt_pct(r) + _MARKS.get(a["evaluation"], "") if a else "", _value(r)))
         cost = e.get("cost") or {}
         cells += [_td(f"{e.get('train_seconds') or 0:.0f}", e.get("train_seconds") or 0),
-                  _td(f"{cost.get('attack_seconds') or 0:.0f}", cost.get("attack_seconds") or 0)]
+                  _td(f"{cost.get('attack_seconds') or 0:.0f}", cost.get("attack_seconds") or 0),
+                  _td(standing, cls="text standing")]
         title = f' title="{escape(e["unreliable_reason"])}"' if e["unreliable"] else ""
         rows.append(f'<tr class="{"unreliable" if e["unreliable"] else ""}"{title}>{"".join(cells)}</tr>')
     ths = "".join(f'<th class="{cls}">{escape(h)}</th>' for h, cls in head)
@@ -84,19 +92,30 @@ def _board(board: str, entries: list[dict]) -> str:
 
 
 def _gan(entries: list[dict]) -> str:
-    head = ["model", "defense", "attack", "positives made negative", "negatives made positive", "overall fooled",
-            "fooled, not flagged", "SSIM", "PSNR dB", "breast area changed %", "real-vs-fake detector AUC"]
+    head = ["model", "defense", "attack", "positives made negative", "negatives made positive",
+            "class-balanced fooled %", "at the study's mix %", "pooled here", "at argmax: balanced %",
+            "at argmax: study's mix %", "fooled, not flagged", "SSIM (breast)", "PSNR dB (breast)",
+            "breast area changed %", "real-vs-fake detector AUC"]
     study = ('<tr class="study">' + _td("Zhou et al. 2021 (VGG-11, real mammograms)", cls="text") + _td("-", cls="text")
              + _td("GAN", cls="text") + "".join(_td(fmt_count(STUDY[k]), STUDY[k]["value"])
-                                               for k in ("pos_to_neg", "neg_to_pos", "overall"))
+                                               for k in ("pos_to_neg", "neg_to_pos"))
+             + _td(fmt_pct(STUDY_VIEWS["balanced"]), STUDY_VIEWS["balanced"]["value"])
+             + _td(fmt_pct(STUDY_VIEWS["study_mix"]), STUDY_VIEWS["study_mix"]["value"])
+             + _td(fmt_count(STUDY["overall"]), STUDY["overall"]["value"])
+             + _td(fmt_pct(STUDY_VIEWS["balanced"]), STUDY_VIEWS["balanced"]["value"])
+             + _td(fmt_pct(STUDY_VIEWS["study_mix"]), STUDY_VIEWS["study_mix"]["value"])
              + _td("") + _td("") + _td("") + _td("") + _td("radiologists 29-71% accuracy", cls="text") + "</tr>")
     rows = [study]
     for e in entries:
         for g in e.get("gan", []):
-            area = g.get("area_changed")
+            area, argmax = g.get("area_changed"), g.get("argmax") or {}
             rows.append("<tr>" + _td(e["model"], cls="text") + _td(e["defense"], cls="text")
                         + _td(f"{g['attack']} ({g['evaluation']})", cls="text")
-                        + "".join(_td(fmt_count(g[k]), _value(g[k])) for k in ("pos_to_neg", "neg_to_pos", "overall"))
+                        + "".join(_td(fmt_count(g[k]), _value(g[k])) for k in ("pos_to_neg", "neg_to_pos"))
+                        + "".join(_td(fmt_pct(g.get(k)), _value(g.get(k))) for k in ("balanced", "study_mix"))
+                        + _td(fmt_count(g["overall"]), _value(g["overall"]))
+                        + "".join(_td(fmt_pct(argmax.get(k)), _value(argmax.get(k)))
+                                  for k in ("balanced", "study_mix"))
                         + (_td(fmt_count(g["fooled_undetected"]), _value(g["fooled_undetected"]))
                            if g.get("fooled_undetected") else _td(""))
                         + _td("n/a" if g.get("ssim") is None else f"{g['ssim']:.3f}", g.get("ssim") or "")
@@ -107,7 +126,8 @@ def _gan(entries: list[dict]) -> str:
     detecting = [e for e in entries if e.get("detection")]
     detection = "" if not detecting else (
         '<p class="note">Detecting defenses (a "manipulated" head): transfer fakes of the test split flagged, real '
-        'test images flagged, and the head\'s AUC between them. "Fooled, not flagged" counts an attacked image only '
+        'test images flagged (the head\'s threshold is set on real validation images at a stated false-alarm rate), '
+        'and the head\'s AUC between them. "Fooled, not flagged" counts an attacked image only '
         'if its class flipped and the head stayed silent.</p><table class="sortable" id="detection-table"><thead><tr>'
         '<th class="text">model</th><th class="text">defense</th><th>fakes detected</th>'
         '<th>false alarms on real images</th><th>head AUC</th></tr></thead>'
@@ -117,7 +137,10 @@ def _gan(entries: list[dict]) -> str:
                             + _td(fmt_auc(e["detection"].get("auc")), _value(e["detection"].get("auc"))) + "</tr>"
                             for e in detecting) + "</tbody></table>")
     return ('<h2 id="gan">GAN attack: the study\'s table</h2><p class="note">Fooled counts over correctly classified '
-            "originals with 95% Wilson intervals; visibility of the edits; a real-vs-fake detector's test AUC.</p>"
+            "originals per direction with 95% Wilson intervals; the overall fooled rate class-balanced and "
+            "re-weighted to the study's 44 positives and 319 negatives (MOVER intervals), at the entry's operating "
+            "point and at argmax (the study's); visibility of the edits inside the breast; a real-vs-fake detector's "
+            "test AUC (interval bootstrapped over image pairs).</p>"
             f'<div class="scroll"><table class="sortable" id="gan-table"><thead><tr>{ths}</tr></thead><tbody>\n'
             + "\n".join(rows) + "\n</tbody></table></div>" + detection)
 
@@ -130,11 +153,15 @@ def _figure(src: str, caption: str, alt: str) -> str:
 def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], folder: Path) -> str:
     """The page for a leaderboard folder; only gallery files present under folder are shown."""
     overall = boards.get("overall", [])
+    commit = overall[0].get("git_commit") if overall else None
     parts = [f"<h1>Leaderboard: {escape(dataset)}</h1>",
-             ('<p class="note">Robust accuracy in percent with 95% Wilson intervals (AUC: bootstrap) on the test '
-             "split, ranked by worst-case robust accuracy (per image: robust only if every attack of the board "
-             "failed). Click a column to sort. Marks: † adaptive white-box (BPDA/EOT), T transfer, B black-box. "
-             "Rows shaded orange are unreliable: a gradient-masking check tripped (hover for the reason).</p>")]
+             f'<p class="note" id="produced-at">Produced at commit {escape(str(commit))}.</p>',
+             ('<p class="note">Ranked by robust balanced accuracy (mean of robust sensitivity and robust specificity; '
+             "a constant classifier scores 50%), per image worst case over the board's attacks, in percent with 95% "
+             "intervals. Operating point: each entry is scored at its validation threshold, and every attack aims at "
+             "that threshold. Click a column to sort. Marks: † adaptive white-box (BPDA/EOT), T transfer, "
+             "B black-box. Rows shaded orange and numbered - are listed, not ranked: their verdict cannot be trusted "
+             "(the reason is in the last column; every check is explained in docs/checks.md).</p>")]
     if overall:
         e = overall[0]
         parts.append(f'<p class="note">Config {escape(str(e.get("config_digest")))}, seed {e.get("seed")}, commit '
@@ -144,8 +171,10 @@ def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], 
     if any(e.get("gan") for e in overall):
         parts.append(_gan(overall))
     checks = [f"<li>{escape(e['model'])} + {escape(e['defense'])}: "
-              f"{escape(e['unreliable_reason'] or 'no check tripped')}</li>" for e in overall]
-    parts.append('<h2 id="checks">Gradient-masking checks</h2><ul>' + "".join(checks) + "</ul>")
+              + ("; ".join(f"{escape(c['check'])} ({'mark' if c.get('effect') == 'mark' else 'demotes'}): "
+                           f"{escape(c['reason'])}" for c in e.get("masking_checks", []) if c["tripped"])
+                 or "no check tripped") + "</li>" for e in overall]
+    parts.append('<h2 id="checks">Checks</h2><ul>' + "".join(checks) + "</ul>")
     if plots:
         parts.append('<h2 id="plots">Plots</h2>' + "".join(_figure(p["file"], p["title"], p["title"]) for p in plots))
     shown = [(g, e) for e in overall for g in e.get("galleries", []) if (Path(folder) / g["file"]).is_file()]

@@ -7,11 +7,14 @@ import io
 from benchmark.leaderboard_entry import (
     BOARD_TITLES,
     STUDY,
+    STUDY_VIEWS,
     cell_columns,
     fmt_auc,
     fmt_count,
     fmt_pct,
+    md_text,
 )
+from benchmark.masking_checks import CHECKS_DOC, clean_balanced_accuracy
 
 __all__ = ["render_boards_markdown", "render_csv"]
 
@@ -23,50 +26,83 @@ def _num(v: object, digits: int = 0) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _standing(e: dict) -> str:
+    """Why an unranked entry is listed, or a ranked one's marks."""
+    if e.get("unreliable"):
+        return "listed, not ranked: " + (e.get("unreliable_reason") or "")
+    return "; ".join(f"mark: {m}" for m in e.get("marks") or [])
+
+
 def _board_table(entries: list[dict]) -> list[str]:
     columns = cell_columns(entries)
-    head = ["#", "model", "defense", "clean acc", "AUC", "worst-case robust acc"]
-    head += [c for c, _, _ in columns] + ["train s", "attack s"]
+    head = ["#", "model", "defense", "robust balanced acc", "worst-case robust acc", "clean acc", "clean balanced acc",
+            "AUC"]
+    head += [c for c, _, _ in columns] + ["train s", "attack s", "standing"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for rank, e in enumerate(entries, 1):
+    for e in entries:
         by_cell = {a["cell"]: a for a in e["attacks"]}
-        row = [str(rank), e["model"], e["defense"] + (" ⚠ unreliable" if e["unreliable"] else ""),
-               fmt_pct(e["clean"]["accuracy"]), fmt_auc(e["clean"]["auc"]), fmt_pct(e["worst_case_robust_accuracy"])]
+        rank = "-" if e.get("rank") is None else str(e["rank"])
+        flag = " ⚠" if e.get("unreliable") else (" ◇" if e.get("marks") else "")
+        row = [rank, md_text(e["model"]), md_text(e["defense"]) + flag, fmt_pct(e.get("robust_balanced_accuracy")),
+               fmt_pct(e["worst_case_robust_accuracy"]), fmt_pct(e["clean"]["accuracy"]),
+               fmt_pct(clean_balanced_accuracy(e["clean"])), fmt_auc(e["clean"]["auc"])]
         for c, _, _ in columns:
             a = by_cell.get(c)
             row.append("" if a is None else fmt_pct(a["attack_outcome"]["robust_accuracy"])
                        + _MARKS.get(a["evaluation"], ""))
-        row += [_num(e.get("train_seconds")), _num((e.get("cost") or {}).get("attack_seconds"))]
+        row += [_num(e.get("train_seconds")), _num((e.get("cost") or {}).get("attack_seconds")),
+                md_text(_standing(e))]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
-def _gan_table(entries: list[dict]) -> list[str]:
-    head = ["model", "defense", "attack", "positives made negative", "negatives made positive", "overall fooled",
-            "fooled, not flagged", "SSIM", "PSNR dB", "breast area changed", "real-vs-fake detector AUC", "detector acc"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             (f"| {_STUDY_NAME} | - | GAN | {fmt_count(STUDY['pos_to_neg'])} | {fmt_count(STUDY['neg_to_pos'])} | "
-             f"{fmt_count(STUDY['overall'])} | | | | | radiologists: 29-71% accuracy | |")]
+def _gan_rows(entries: list[dict], at_argmax: bool) -> list[str]:
+    head = ["model", "defense", "attack", "positives made negative", "negatives made positive",
+            "class-balanced fooled", "at the study's mix (44:319)", "pooled here"]
+    if not at_argmax:
+        head += ["fooled, not flagged", "SSIM (breast)", "PSNR dB (breast)", "breast area changed",
+                 "real-vs-fake detector AUC (pairs)", "detector acc"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    study = [_STUDY_NAME, "-", "GAN", fmt_count(STUDY["pos_to_neg"]), fmt_count(STUDY["neg_to_pos"]),
+             fmt_pct(STUDY_VIEWS["balanced"]), fmt_pct(STUDY_VIEWS["study_mix"]), fmt_count(STUDY["overall"])]
+    lines.append("| " + " | ".join(study + ([] if at_argmax else ["", "", "", "", "radiologists: 29-71% accuracy",
+                                                                    ""])) + " |")
     for e in entries:
         for g in e.get("gan", []):
-            area = g.get("area_changed")
-            lines.append("| " + " | ".join([
-                e["model"], e["defense"], f"{g['attack']} ({g['evaluation']})", fmt_count(g["pos_to_neg"]),
-                fmt_count(g["neg_to_pos"]), fmt_count(g["overall"]),
-                fmt_count(g["fooled_undetected"]) if g.get("fooled_undetected") else "", _num(g.get("ssim"), 3),
-                _num(g.get("psnr"), 1), "n/a" if area is None else f"{100 * area:.1f}%",
-                fmt_auc(g.get("detector_auc")), fmt_pct(g.get("detector_accuracy"))]) + " |")
+            view = g.get("argmax") if at_argmax else g
+            if not view:
+                continue
+            row = [md_text(e["model"]), md_text(e["defense"]) + (" ⚠" if e.get("unreliable") else ""),
+                   f"{g['attack']} ({g['evaluation']})", fmt_count(view["pos_to_neg"]), fmt_count(view["neg_to_pos"]),
+                   fmt_pct(view.get("balanced")), fmt_pct(view.get("study_mix")), fmt_count(view["overall"])]
+            if not at_argmax:
+                area = g.get("area_changed")
+                row += [fmt_count(g["fooled_undetected"]) if g.get("fooled_undetected") else "",
+                        _num(g.get("ssim"), 3), _num(g.get("psnr"), 1), "n/a" if area is None else f"{100 * area:.1f}%",
+                        fmt_auc(g.get("detector_auc")), fmt_pct(g.get("detector_accuracy"))]
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _gan_table(entries: list[dict]) -> list[str]:
+    lines = ["At the leaderboard's operating point (each entry's validation threshold, the one its attacks aim at):",
+             "", *_gan_rows(entries, False), "",
+             "At argmax (P(positive) >= 0.5), the study's operating point:", "", *_gan_rows(entries, True)]
     detections = [e for e in entries if e.get("detection")]
     if detections:
         lines += ["", ("Detecting defenses (a \"manipulated\" head): transfer fakes of the test split (made against "
-                  "the undefended model) flagged, real test images flagged, and the head's AUC between them. "
+                  "the undefended model) flagged, real test images flagged, and the head's AUC between them. The "
+                  "head flags above a threshold set on real validation images at the stated false-alarm rate. "
                   "\"Fooled, not flagged\" above counts an attacked image only if the class flipped and the head "
                   "stayed silent."), "",
-                  "| model | defense | fakes detected | false alarms on real images | head AUC |", "|---|---|---|---|---|"]
+                  "| model | defense | fakes detected | false alarms on real test images (target on validation) | "
+                  "head AUC |", "|---|---|---|---|---|"]
         for e in detections:
             d = e["detection"]
-            lines.append(f"| {e['model']} | {e['defense']} | {fmt_count(d.get('detection_rate'))} | "
-                         f"{fmt_count(d.get('false_alarm_rate'))} | {fmt_auc(d.get('auc'))} |")
+            target = d.get("target_false_alarm_rate")
+            aim = "" if target is None else f" (target {100 * target:.0f}%)"
+            lines.append(f"| {md_text(e['model'])} | {md_text(e['defense'])} | {fmt_count(d.get('detection_rate'))} | "
+                         f"{fmt_count(d.get('false_alarm_rate'))}{aim} | {fmt_auc(d.get('auc'))} |")
     return lines
 
 
@@ -75,37 +111,51 @@ def _checks(entries: list[dict]) -> list[str]:
     for e in entries:
         tripped = [c for c in e.get("masking_checks", []) if c["tripped"]]
         skipped = [c["check"] for c in e.get("masking_checks", []) if not c["evaluated"]]
-        status = "**unreliable**: " + "; ".join(c["reason"] for c in tripped) if tripped else "no check tripped"
+        parts = [f"**{c['check']}** ({'mark' if c.get('effect') == 'mark' else 'demotes'}, {c.get('level', 'model')}"
+                 f"-level; [why]({c.get('doc', CHECKS_DOC)})): {c['reason']}" for c in tripped]
+        status = "; ".join(parts) if parts else "no check tripped"
         note = f" (not evaluated: {', '.join(skipped)})" if skipped else ""
-        lines.append(f"- {e['model']} + {e['defense']}: {status}{note}")
+        lines.append(f"- {md_text(e['model'])} + {md_text(e['defense'])}: {md_text(status)}{note}")
     return lines
 
 
 def render_boards_markdown(boards: dict[str, list[dict]], dataset: str) -> str:
     """The whole leaderboard.md: one ranked table per threat, the study's GAN table, checks and provenance."""
     overall = boards.get("overall", [])
-    lines = [f"# Leaderboard: {dataset}", "",
-             ("Robust accuracy in percent with 95% Wilson intervals (AUC: bootstrap), on the test split, ranked by "
-             "worst-case robust accuracy. The worst case is per image: an image counts as robust only if every "
-             "attack of the board failed on it. Marks: † adaptive white-box (BPDA/EOT against a "
-             "non-differentiable defense), ᵀ transfer, ᴮ black-box; unmarked cells are plain white-box. "
-             "⚠ unreliable: a gradient-masking check tripped (reasons below). Cost in seconds on the run's device."),
+    commit = overall[0].get("git_commit") if overall else None
+    lines = [f"# Leaderboard: {md_text(dataset)}", "",
+             f"Produced at commit `{commit}` (run `{overall[0].get('run_id') if overall else None}`)." if overall
+             else "", "",
+             ("Ranked by robust balanced accuracy: the mean of robust sensitivity and robust specificity on the test "
+             "split, where an image counts as robust only if every attack of the board failed on it (a constant "
+             "classifier scores 50%). Percent with 95% intervals (Wilson; balanced accuracy: MOVER from the two "
+             "Wilson intervals; AUC: bootstrap). Operating point: each entry is scored at the threshold chosen on "
+             "validation (Youden's J), and every attack aims at that same threshold. Entries whose verdict cannot be "
+             "trusted (did not learn, gradient masking, a failed or unreaching attack) are listed after the ranked "
+             "ones without a rank (⚠, reason in the last column); ◇ marks a ranked entry with a note (e.g. a random "
+             "defense attacked with EOT). Cell marks: † adaptive white-box (BPDA/EOT against a non-differentiable "
+             "defense), ᵀ transfer, ᴮ black-box; unmarked cells are plain white-box. Cost in seconds on the run's "
+             f"device. Every check is explained in `{CHECKS_DOC}`."),
              ""]
     for board, title in BOARD_TITLES.items():
         if boards.get(board):
             lines += [f"## {title}", "", *_board_table(boards[board]), ""]
     if any(e.get("gan") for e in overall):
         lines += ["## GAN attack: the study's table", "",
-                  ("Fooled counts over correctly classified originals, per direction and overall, with 95% Wilson "
-                  "intervals, next to the study's; visibility of the edits (mean SSIM/PSNR, share of the breast "
-                  "changed by more than 0.02) and a real-vs-fake detector's test AUC (a machine stand-in for the "
-                  "study's radiologists)."), "", *_gan_table(overall), ""]
+                  ("Fooled counts over correctly classified originals, per direction, with 95% Wilson intervals; "
+                  "the overall fooled rate class-balanced and re-weighted to the study's mix of 44 positives and "
+                  "319 negatives (MOVER intervals), and pooled over this test split, next to the study's. "
+                  "Visibility of the edits inside the breast (mean SSIM/PSNR, share of the breast changed by more "
+                  "than 0.02) and a real-vs-fake detector's test AUC with an interval bootstrapped over image pairs "
+                  "(a machine stand-in for the study's radiologists). A transfer whose surrogate is the attacked "
+                  "model itself is labelled white-box."), "", *_gan_table(overall), ""]
     if overall:
-        lines += ["## Gradient-masking checks", "", *_checks(overall), ""]
+        lines += ["## Checks", "", *_checks(overall), ""]
         e = overall[0]
         lines += [(f"Config `{e.get('config_digest')}`, seed {e.get('seed')}, commit `{e.get('git_commit')}`, "
                   f"{e.get('date')}, device {e.get('device')}, run `{e.get('run_id')}`. Per-image flags (ids "
-                  "hashed) are in `entries/*.json`; one JSON file per threat under `entries/<threat>/`.")]
+                  "hashed) and the code version of every stage that produced them are in `entries/*.json`; one "
+                  "JSON file per threat under `entries/<threat>/`.")]
     return "\n".join(lines) + "\n"
 
 
@@ -118,18 +168,23 @@ def render_csv(boards: dict[str, list[dict]]) -> str:
     """One row per (board, entry): every metric with its interval, GAN counts, cost, flags and provenance."""
     rows = []
     for board, entries in boards.items():
-        for rank, e in enumerate(entries, 1):
-            row = {"board": board, "rank": rank, "model": e["model"], "defense": e["defense"],
-                   "unreliable": e["unreliable"], "unreliable_reason": e["unreliable_reason"] or ""}
+        for e in entries:
+            row = {"board": board, "rank": "" if e.get("rank") is None else e["rank"], "model": e["model"],
+                   "defense": e["defense"], "unreliable": e["unreliable"],
+                   "unreliable_reason": e["unreliable_reason"] or "", "marks": "; ".join(e.get("marks") or []),
+                   "threshold": e.get("threshold")}
             for name in ("accuracy", "sensitivity", "specificity", "auc"):
                 row.update(_rate_cols(f"clean_{name}", e["clean"][name]))
+            row.update(_rate_cols("clean_balanced_accuracy", clean_balanced_accuracy(e["clean"])))
+            row.update(_rate_cols("robust_balanced_accuracy", e.get("robust_balanced_accuracy")))
             row.update(_rate_cols("worst_case_robust_accuracy", e["worst_case_robust_accuracy"]))
             for a in e["attacks"]:
                 row.update(_rate_cols(f"robust_accuracy[{a['cell']}]", a["attack_outcome"]["robust_accuracy"]))
                 row[f"evaluation[{a['cell']}]"] = a["evaluation"]
             for g in e.get("gan", []):
-                for key in ("pos_to_neg", "neg_to_pos", "overall"):
-                    row.update(_rate_cols(f"{key}[{g['attack']}]", g[key]))
+                for key in ("pos_to_neg", "neg_to_pos", "overall", "balanced", "study_mix"):
+                    row.update(_rate_cols(f"{key}[{g['attack']}]", g.get(key)))
+                    row.update(_rate_cols(f"{key}_argmax[{g['attack']}]", (g.get("argmax") or {}).get(key)))
                 row[f"detector_auc[{g['attack']}]"] = (g.get("detector_auc") or {}).get("value")
             for key in ("detection_rate", "false_alarm_rate"):
                 if e.get("detection"):

@@ -15,6 +15,8 @@ from benchmark.errors import BenchmarkError
 from benchmark.gallery import save_attack_gallery
 from benchmark.leaderboard import build_entries, write_leaderboard
 from benchmark.leaderboard_entry import cell_name
+from benchmark.metrics import classification_metrics, to_jsonable
+from benchmark.registry import get_entry
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 from benchmark.stages import score as score_stage
@@ -27,13 +29,14 @@ class RunCells:
     """A recorded run's scored cells: (row, flags) pairs, each cell's artifact folder, and provenance."""
 
     def __init__(self, cells: list[tuple[dict, dict[str, np.ndarray]]], folders: dict[tuple[str, str, str], Path],
-                 provenance: dict, dataset: str, store: Store) -> None:
+                 provenance: dict, dataset: str, store: Store, failed: list[dict] | None = None,
+                 versions: dict[tuple[str, str], dict] | None = None) -> None:
         self.cells, self.folders, self.provenance, self.dataset = cells, folders, provenance, dataset
-        self.store = store
+        self.store, self.failed, self.versions = store, failed or [], versions or {}
 
     def entries(self) -> list[dict]:
         """The run's overall leaderboard entries."""
-        return build_entries(self.cells, self.dataset, self.provenance)
+        return build_entries(self.cells, self.dataset, self.provenance, self.failed, self.versions)
 
     def galleries(self, entries: list[dict], workdir: Path) -> dict[str, Path]:
         """Leaderboard gallery file -> PNG: a GAN cell's own, or a pixel cell's drawn into workdir from the store."""
@@ -70,26 +73,98 @@ def _draw(score_dir: Path, store: Store, path: Path, title: str, data_cache: dic
     return save_attack_gallery(test.images, adv_images, test.labels, before, adv_scores, threshold, path, title)
 
 
+def _versions(store: Store, key: str, memo: dict[str, dict]) -> dict:
+    """The code versions of a stored artifact and of every artifact it was computed from (its stage record)."""
+    if key not in memo:
+        info = store.info(key) if store.has(key) else {}
+        out = dict(info.get("versions") or {})
+        for dep in (info.get("deps") or {}).values():
+            out.update(_versions(store, dep, memo))
+        memo[key] = out
+    return memo[key]
+
+
+def _cause(stage: dict, by_key: dict[str, dict]) -> str:
+    """The error of a failed stage, or of the input that made it skip."""
+    if stage["status"] == "failed":
+        return stage.get("error") or "failed"
+    for dep in (stage.get("deps") or {}).values():
+        if dep in by_key and by_key[dep]["status"] in ("failed", "skipped"):
+            return _cause(by_key[dep], by_key)
+    return stage.get("error") or stage["status"]
+
+
+def _failed_cell(stage: dict, by_key: dict[str, dict]) -> dict:
+    cell = stage["cell"]
+    try:
+        threat = get_entry("attacks", cell["attack"]).meta.get("threat", "linf")
+    except BenchmarkError:
+        threat = "linf"
+    name = cell_name({"attack": cell["attack"], "budget": cell["budget"], "threat": threat})
+    return {"model": cell["model"], "defense": cell["defense"], "attack": cell["attack"], "threat": threat,
+            "cell": name + (" (sanity)" if cell.get("role") == "sanity" else ""), "error": _cause(stage, by_key)}
+
+
+def _clean_only(stage: dict, store: Store) -> tuple[dict, dict] | None:
+    """A (row, flags) pair with the clean metrics of an entry none of whose cells was scored, from its stored
+    train and data artifacts; None when those are not stored (the train stage itself failed)."""
+    deps, cell = stage.get("deps") or {}, stage["cell"]
+    if not all(role in deps and store.has(deps[role]) for role in ("data", "train")):
+        return None
+    test = data_stage.load(store.path(deps["data"])).subset("test")
+    train = store.path(deps["train"])
+    info = json.loads((train / "train.json").read_text())
+    with np.load(train / "predictions.npz", allow_pickle=False) as z:
+        scores = z["test"]
+    threshold = float(info["threshold"])
+    correct = (scores >= threshold).astype(int) == test.labels
+    row = {"model": cell["model"], "defense": cell["defense"], "role": "clean", "attack": "-", "budget": 0.0,
+           "clean": classification_metrics(test.labels, scores, threshold), "val_auc": info["val_auc"],
+           "threshold": threshold, "train_seconds": info["seconds"], "n_test": len(test),
+           "defense_info": info.get("defense_info"), "teacher": info.get("teacher"),
+           "masking_probe": info.get("masking_probe"), "eot_samples": info.get("eot_samples", 1),
+           "detection": info.get("detection")}
+    return to_jsonable(row), {"ids": test.ids.astype(str), "labels": test.labels, "clean_correct": correct}
+
+
 def load_run(run_dir: Path, store_root: Path) -> RunCells:
-    """Every scored cell of a recorded run, read from the store (fails with the key when an artifact is gone)."""
+    """Every scored cell of a recorded run, read from the store (fails with the key when an artifact is gone), the
+    cells that failed, and the code version of every stage behind each entry."""
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
     store = Store(store_root)
-    cells, folders = [], {}
+    cells, folders, failed, versions, memo = [], {}, [], {}, {}
+    by_key = {s["key"]: s for s in manifest["stages"]}
     for stage in manifest["stages"]:
-        if stage["kind"] != "score" or stage["status"] not in ("done", "cached"):
+        if stage["kind"] != "score":
+            continue
+        if stage["status"] not in ("done", "cached"):
+            if stage.get("cell"):  # runs recorded before cells were in the manifest cannot name their failures
+                failed.append(_failed_cell(stage, by_key))
             continue
         if not store.has(stage["key"]):
             raise BenchmarkError(f"run {manifest['run_id']}: score artifact {stage['key'][:12]} ({stage['label']}) "
                                  f"is no longer in {store_root}; rerun the matrix")
         row, flags = score_stage.load(store.path(stage["key"]))
         cells.append((row, flags))
-        folders[(row["model"], row["defense"], cell_name(row))] = store.path(stage["key"])
+        versions.setdefault((row["model"], row["defense"]), {}).update(_versions(store, stage["key"], memo))
+        if row.get("role", "board") == "board":
+            folders[(row["model"], row["defense"], cell_name(row))] = store.path(stage["key"])
+    scored = {(r["model"], r["defense"]) for r, _ in cells}
+    for stage in manifest["stages"]:  # entries none of whose cells was scored keep their place, with the reason
+        cell = stage.get("cell")
+        if stage["kind"] == "score" and cell and (cell["model"], cell["defense"]) not in scored:
+            clean = _clean_only(stage, store)
+            if clean is not None:
+                cells.append(clean)
+                scored.add((cell["model"], cell["defense"]))
+                versions[(cell["model"], cell["defense"])] = _versions(store, stage["deps"]["train"], memo)
     config = manifest.get("config") or {}
     provenance = {"config_digest": manifest["config_digest"], "seed": manifest["seed"], "device": manifest["device"],
                   "date": str(manifest.get("started", ""))[:10], "git_commit": manifest["git_commit"],
                   "versions": manifest["versions"], "run_id": manifest["run_id"],
                   "image_size": (config.get("dataset") or {}).get("image_size")}
-    return RunCells(cells, folders, provenance, (config.get("dataset") or {}).get("name", "unknown"), store)
+    return RunCells(cells, folders, provenance, (config.get("dataset") or {}).get("name", "unknown"), store,
+                    failed, versions)
 
 
 def latest_run(store_root: Path, digest: str) -> Path | None:

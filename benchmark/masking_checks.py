@@ -1,12 +1,15 @@
-"""Gradient-masking checks on every (model, defense) entry, in the spirit of AutoAttack's flags.
+"""Checks on every (model, defense) entry that decide whether its verdict can be trusted (shared/EVALUATION.md).
 
-A defense that trips one is marked `unreliable` with the reason, so that a masked gradient never reads as robustness:
-(a) zero or vanishing input gradients of the loss at the deployed model (the train stage's probe);
-(b) a black-box attack beating the white-box ones at the same threat and budget, beyond noise;
-(c) robust accuracy that does not fall, beyond noise, as the budget of the same attack grows (or rises);
-(d) randomness in inference: two passes over the same batch give different predictions.
-"Beyond noise" is a one-sided exact McNemar test on per-image robust flags of the same images, or, without flags,
-disjoint 95% Wilson intervals.
+Each check has a name, a level and an effect, and is explained in docs/checks.md (one section per check):
+- model-level checks concern every board of the entry: the model did not learn (clean AUC or balanced accuracy
+  interval reaches chance); zero or vanishing input gradients; gradients blocked (no autograd graph back to the
+  input); randomness in inference;
+- attack-level checks concern the boards of their threats: a black-box attack beating the white-box ones beyond
+  noise; robust accuracy that rises beyond noise as the budget grows; the large-budget sanity attack (PGD-L-inf at
+  [attack] sanity_budget) not bringing the entry near chance; an attack that failed on the entry.
+A tripped check demotes the entry (listed after the ranked ones, with the reason) unless its effect is "mark": a
+random defense attacked with EOT is ranked, with the mark. "Beyond noise" is a one-sided exact McNemar test on
+per-image robust flags of the same images, or, without flags, disjoint 95% Wilson intervals.
 """
 from __future__ import annotations
 
@@ -16,24 +19,30 @@ from typing import Any
 import numpy as np
 
 from benchmark.leaderboard_entry import cell_flags, cell_name
-from benchmark.metrics import mcnemar_test, worst_case
+from benchmark.metrics import combined_rate, mcnemar_test, worst_case
 
 __all__ = [
     "ALPHA",
-    "MIN_ROBUST_TO_FALL",
+    "CHANCE",
+    "CHECKS_DOC",
+    "PIXEL_THREATS",
     "RANDOM_DIFF",
     "VANISHING_NORM",
     "ZERO_FRACTION",
+    "clean_balanced_accuracy",
     "evaluate",
+    "marks",
     "significantly_lower",
     "verdict",
 ]
 
 ALPHA = 0.05
+CHANCE = 0.5  # AUC and balanced accuracy of a model that did not learn
 ZERO_FRACTION = 0.1  # more than this share of probe images with an exactly zero input gradient
 VANISHING_NORM = 1e-8  # median input-gradient L2 norm below this: gradients vanish
 RANDOM_DIFF = 1e-4  # two passes over the same images differing by more than this in P(positive)
-MIN_ROBUST_TO_FALL = 5  # with fewer robust images, even losing all of them is not significant at 5% (0.5^5 > 0.05)
+PIXEL_THREATS = ["linf", "l2"]
+CHECKS_DOC = "docs/checks.md"
 
 
 def _pct(r: dict) -> str:
@@ -52,38 +61,84 @@ def significantly_lower(low: np.ndarray | None, high: np.ndarray | None, low_rat
     return lo_hi < hi_lo, "Wilson intervals " + ("disjoint" if lo_hi < hi_lo else "overlap")
 
 
-def _result(check: str, threats: list[str] | str, reasons: list[str], evaluated: bool = True,
-            detail: Any = None) -> dict:
-    return {"check": check, "evaluated": evaluated, "tripped": bool(reasons), "threats": threats,
-            "reason": "; ".join(reasons) or None, "detail": detail}
+def _result(check: str, level: str, threats: list[str] | str, reasons: list[str], evaluated: bool = True,
+            detail: Any = None, effect: str = "demote") -> dict:
+    return {"check": check, "level": level, "effect": effect, "evaluated": evaluated, "tripped": bool(reasons),
+            "threats": threats, "reason": "; ".join(reasons) or None, "detail": detail,
+            "doc": f"{CHECKS_DOC}#{check}"}
+
+
+def clean_balanced_accuracy(clean: dict) -> dict:
+    """The clean balanced accuracy of an entry's clean metrics (recomputed from sensitivity and specificity when an
+    older entry lacks it)."""
+    if clean.get("balanced_accuracy"):
+        return clean["balanced_accuracy"]
+    return combined_rate(clean["sensitivity"], clean["specificity"], 0.5)
+
+
+def _did_not_learn(entry: dict) -> dict:
+    auc, bal = entry["clean"].get("auc") or {}, clean_balanced_accuracy(entry["clean"])
+    reasons = []
+    if auc.get("lo") is not None and auc["lo"] <= CHANCE:
+        reasons.append(f"did not learn: clean AUC {auc['value']:.3f} [{auc['lo']:.3f}, {auc['hi']:.3f}] reaches "
+                       "chance (0.5)")
+    if bal.get("lo") is not None and bal["lo"] <= CHANCE:
+        reasons.append(f"did not learn: clean balanced accuracy {100 * bal['value']:.1f}% "
+                       f"[{100 * bal['lo']:.1f}, {100 * bal['hi']:.1f}] reaches chance (50%)")
+    evaluated = auc.get("lo") is not None or bal.get("lo") is not None
+    return _result("did-not-learn", "model", "all", reasons, evaluated,
+                   detail={"auc": {k: auc.get(k) for k in ("value", "lo", "hi")},
+                           "balanced_accuracy": {k: bal.get(k) for k in ("value", "lo", "hi")}})
 
 
 def _gradients(probe: dict | None) -> dict:
     if not probe or not probe.get("n"):
-        return _result("zero-gradients", "all", [], evaluated=False,
+        return _result("zero-gradients", "model", "all", [], evaluated=False,
                        detail="no masking probe in the train artifact (trained before the probe existed)")
+    if probe.get("grad_blocked"):  # reported by its own check
+        return _result("zero-gradients", "model", "all", [], evaluated=False, detail="gradients blocked")
     reasons = []
     zero, median = probe.get("grad_zero_fraction", 0.0), probe.get("grad_norm_median")
     if zero > ZERO_FRACTION:
-        reasons.append(f"zero input gradients on {100 * zero:.0f}% of {probe['n']} validation images")
+        reasons.append(f"zero gradients: zero input gradients on {100 * zero:.0f}% of {probe['n']} validation "
+                       "images")
     if median is not None and median < VANISHING_NORM:
-        reasons.append(f"vanishing input gradients (median L2 norm {median:.2g} < {VANISHING_NORM:g})")
+        reasons.append(f"zero gradients: vanishing input gradients (median L2 norm {median:.2g} < "
+                       f"{VANISHING_NORM:g})")
     if probe.get("grad_nonfinite"):
         reasons.append(f"non-finite input gradients on {probe['grad_nonfinite']} validation images")
-    return _result("zero-gradients", "all", reasons, detail={k: probe.get(k) for k in
-                                                              ("n", "grad_zero_fraction", "grad_norm_median")})
+    return _result("zero-gradients", "model", "all", reasons, detail={k: probe.get(k) for k in
+                                                                       ("n", "grad_zero_fraction", "grad_norm_median")})
+
+
+def _blocked(entry: dict, probe: dict | None) -> dict:
+    reasons = []
+    if probe and probe.get("grad_blocked"):
+        reasons.append("gradients blocked: the deployed model's output has no grad_fn (no autograd graph back to "
+                       "the input); deploy the transform behind benchmark.adaptive.TransformedModel (BPDA/EOT)")
+    broken = [f["cell"] for f in entry.get("failed_cells", []) if "blocks gradients" in (f.get("error") or "")]
+    if broken and not reasons:
+        reasons.append(f"gradients blocked: {', '.join(broken)} could not take a gradient through the defense")
+    evaluated = bool(probe and probe.get("n")) or bool(broken)
+    return _result("gradients-blocked", "model", "all", reasons, evaluated, detail={"failed_cells": broken})
 
 
 def _randomness(probe: dict | None, entry: dict) -> dict:
     if not probe or probe.get("prediction_max_abs_diff") is None:
-        return _result("random-inference", "all", [], evaluated=False, detail="no masking probe")
+        return _result("random-inference", "model", "all", [], evaluated=False, detail="no masking probe")
     diff = float(probe["prediction_max_abs_diff"])
-    reasons = []
-    if diff > RANDOM_DIFF:
-        eot = any(a.get("adaptive") for a in entry["attacks"])
-        reasons.append(f"randomised inference: two passes over the same images differ by up to {diff:.2g} in "
-                       f"P(positive) (attacks {'used' if eot else 'did not use'} EOT)")
-    return _result("random-inference", "all", reasons, detail={"prediction_max_abs_diff": diff})
+    eot = int(entry.get("eot_samples") or 1)
+    detail = {"prediction_max_abs_diff": diff, "eot_samples": eot}
+    if diff <= RANDOM_DIFF:
+        return _result("random-inference", "model", "all", [], detail=detail)
+    if eot > 1:  # an honest random defense: attacked through the expectation over its draws
+        return _result("random-inference", "model", "all",
+                       [f"random defense attacked with EOT ({eot} draws per gradient): two passes differ by up to "
+                        f"{diff:.2g} in P(positive)"], detail=detail, effect="mark")
+    return _result("random-inference", "model", "all",
+                   [f"randomness not averaged: two passes over the same images differ by up to {diff:.2g} in "
+                    "P(positive) and the attacks did not use EOT; deploy the transform behind "
+                    "TransformedModel(random=True, samples=N)"], detail=detail)
 
 
 def _black_box(entry: dict, flags: dict[str, np.ndarray], alpha: float) -> dict:
@@ -109,11 +164,12 @@ def _black_box(entry: dict, flags: dict[str, np.ndarray], alpha: float) -> dict:
             threats.add(bb["threat"])
             reasons.append(f"black-box {cell_name(bb)} leaves {_pct(bb_rate)} robust, below the white-box "
                            f"attacks at that budget ({', '.join(names)}: {_pct(white_rate)}; {how})")
-    return _result("black-box-beats-white-box", sorted(threats), reasons, evaluated=compared > 0,
+    return _result("black-box-beats-white-box", "attack", sorted(threats), reasons, evaluated=compared > 0,
                    detail={"comparisons": compared})
 
 
 def _budgets(entry: dict, flags: dict[str, np.ndarray], alpha: float) -> dict:
+    """Robust accuracy that rises beyond noise as the budget of the same attack grows."""
     reasons, threats, compared = [], set(), 0
     by_attack: dict[str, list[dict]] = {}
     for a in entry["attacks"]:
@@ -132,27 +188,53 @@ def _budgets(entry: dict, flags: dict[str, np.ndarray], alpha: float) -> dict:
                 threats.add(cells[i]["threat"])
                 reasons.append(f"{name}: robust accuracy rises from {_pct(rates[i])} at {cell_name(cells[i])} to "
                                f"{_pct(rates[i + 1])} at {cell_name(cells[i + 1])} ({how})")
-        if rates[0]["successes"] < MIN_ROBUST_TO_FALL:
-            continue  # nothing left that could fall significantly
-        fell, how = significantly_lower(cflags[-1], cflags[0], rates[-1], rates[0], alpha)
-        if not fell:
-            threats.add(cells[0]["threat"])
-            reasons.append(f"{name}: robust accuracy does not fall as the budget grows ({_pct(rates[0])} at "
-                           f"{cell_name(cells[0])}, {_pct(rates[-1])} at {cell_name(cells[-1])}; {how})")
-    return _result("budget-does-not-help", sorted(threats), reasons, evaluated=compared > 0,
+    return _result("budget-raises-robustness", "attack", sorted(threats), reasons, evaluated=compared > 0,
                    detail={"attacks_with_several_budgets": compared})
 
 
+def _sanity(entry: dict) -> dict:
+    cells = entry.get("sanity") or []
+    if not cells:
+        return _result("large-budget-sanity", "attack", PIXEL_THREATS, [], evaluated=False,
+                       detail="no sanity cell ([attack] sanity_budget = 0, or an entry made before the check)")
+    reasons, detail = [], []
+    for a in cells:
+        bal = a.get("robust_balanced_accuracy") or {}
+        detail.append({"cell": a["cell"], "robust_balanced_accuracy": {k: bal.get(k) for k in ("value", "lo", "hi")}})
+        if bal.get("lo") is not None and bal["lo"] > CHANCE:
+            reasons.append(f"attack not reaching the model: {a['cell']} (white-box, a budget no model resists) "
+                           f"leaves robust balanced accuracy at {100 * bal['value']:.1f}% "
+                           f"[{100 * bal['lo']:.1f}, {100 * bal['hi']:.1f}], above chance")
+    return _result("large-budget-sanity", "attack", PIXEL_THREATS, reasons, detail=detail)
+
+
+def _failed(entry: dict) -> dict:
+    failed = [f for f in entry.get("failed_cells", []) if "blocks gradients" not in (f.get("error") or "")]
+    reasons = [f"attack failed: {f['cell']}: {f.get('error') or 'no error recorded'}" for f in failed]
+    threats = sorted({f.get("threat") or "linf" for f in failed})
+    return _result("attack-failed", "attack", threats, reasons, detail=[f["cell"] for f in failed])
+
+
 def evaluate(entry: dict, alpha: float = ALPHA) -> list[dict]:
-    """Run every check on one (model, defense) entry: a list of {check, evaluated, tripped, threats, reason}."""
+    """Run every check on one (model, defense) entry: a list of {check, level, effect, evaluated, tripped,
+    threats, reason, detail, doc}."""
     flags = cell_flags(entry)
     probe = entry.get("masking_probe")
-    return [_gradients(probe), _black_box(entry, flags, alpha), _budgets(entry, flags, alpha),
-            _randomness(probe, entry)]
+    return [_did_not_learn(entry), _gradients(probe), _blocked(entry, probe), _randomness(probe, entry),
+            _black_box(entry, flags, alpha), _budgets(entry, flags, alpha), _sanity(entry), _failed(entry)]
+
+
+def _concerns(check: dict, board: str) -> bool:
+    return board == "overall" or check["threats"] == "all" or board in check["threats"]
 
 
 def verdict(checks: list[dict], board: str = "overall") -> tuple[bool, str | None]:
-    """(unreliable, reason) for a board: tripped checks that apply to every threat or to this board's threat."""
-    reasons = [c["reason"] for c in checks if c["tripped"]
-               and (board == "overall" or c["threats"] == "all" or board in c["threats"])]
+    """(unreliable, reason) for a board: tripped demoting checks of the model, or of this board's threat."""
+    reasons = [c["reason"] for c in checks if c["tripped"] and c.get("effect", "demote") == "demote"
+               and _concerns(c, board)]
     return bool(reasons), "; ".join(reasons) or None
+
+
+def marks(checks: list[dict], board: str = "overall") -> list[str]:
+    """The marks (tripped checks that do not demote) that concern a board, e.g. 'EOT'."""
+    return [c["reason"] for c in checks if c["tripped"] and c.get("effect") == "mark" and _concerns(c, board)]

@@ -77,21 +77,34 @@ def flatten_row(row: dict, prefix: str = "") -> dict:
     return flat
 
 
+def _stage_record(outcome: StageOutcome, stage: object | None) -> dict:
+    """A stage's outcome for the manifest, with its deps and (score stages) its cell, so that a leaderboard can
+    name a cell that failed and keep its entry."""
+    record = asdict(outcome)
+    if stage is not None:
+        record["deps"] = dict(stage.deps)
+        if stage.cell is not None:
+            record["cell"] = {"model": stage.cell[0], "defense": stage.cell[1], "attack": stage.cell[2],
+                              "budget": stage.cell[3], "role": stage.params["cell"].get("role", "board")}
+    return record
+
+
 def write_run(run_dir: Path, config: MatrixConfig, outcomes: dict[str, StageOutcome],
-              cells: list[tuple[dict, dict]], device: str, started: float) -> pd.DataFrame:
+              cells: list[tuple[dict, dict]], device: str, started: float, plan: Plan | None = None) -> pd.DataFrame:
     """Save results.csv, results.parquet and manifest.json for a run; return the results table."""
     run_dir.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([flatten_row(row) for row, _ in cells])
     table.to_csv(run_dir / "results.csv", index=False)
     table.to_parquet(run_dir / "results.parquet", index=False)
     counts = {s: sum(o.status == s for o in outcomes.values()) for s in ("done", "cached", "failed", "skipped")}
+    by_key = plan.by_key() if plan is not None else {}
     manifest = {
         "run_id": run_dir.name, "config_source": config.source, "config_digest": config.digest(),
         "config": json.loads(json.dumps(asdict(config), default=str)), "seed": config.run.seed,
         "device": device, "versions": versions(), "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 3), "counts": counts,
-        "stages": [asdict(o) for o in outcomes.values()],
+        "stages": [_stage_record(o, by_key.get(o.key)) for o in outcomes.values()],
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
     return table

@@ -116,7 +116,7 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
         outcomes = run_plan(plan, store, ctx, set(force), progress)
     _warn_skipped(plan, store, outcomes)
     cells = collect_cells(plan, store, outcomes)
-    table = write_run(run_dir, config, outcomes, cells, str(device), started)
+    table = write_run(run_dir, config, outcomes, cells, str(device), started, plan)
     (config.run.store / "records" / "LATEST").write_text(run_id + "\n")
     board = None
     if leaderboard and cells:  # the same path as `python -m benchmark leaderboard`: from the run's record

@@ -30,7 +30,8 @@ def robust_flags(n_robust: int, correct: np.ndarray | None = None) -> np.ndarray
 def make_row(model: str, defense: str, attack: str, budget: float, robust: np.ndarray, *,
              correct: np.ndarray | None = None, threat: str = "linf", access: str = "white-box",
              adaptive: bool = False, probe: dict | None = PROBE, visibility: dict | None = None,
-             gallery: bool = True, ids: np.ndarray = IDS) -> tuple[dict, dict]:
+             gallery: bool = True, ids: np.ndarray = IDS, role: str = "board",
+             eot_samples: int = 1) -> tuple[dict, dict]:
     """(row, flags) of one cell whose robust images are exactly `robust`."""
     correct = clean_correct() if correct is None else correct
     robust = robust & correct
@@ -44,7 +45,9 @@ def make_row(model: str, defense: str, attack: str, budget: float, robust: np.nd
            "perturbation": {"linf": {"mean": budget}, "l2": {"mean": budget * 10}, "ssim": {"mean": 0.99},
                             "psnr": {"mean": 48.0}},
            "attack_seconds": 2.0, "images_per_s": 100.0, "train_seconds": 30.0, "val_auc": 0.9, "threshold": 0.5,
-           "n_test": N, "defense_info": {"differentiable": not adaptive}, "masking_probe": probe}
+           "n_test": N, "defense_info": {"differentiable": not adaptive}, "masking_probe": probe, "role": role,
+           "eot_samples": eot_samples,
+           "attack_outcome_argmax": outcome.summary, "operating_point": {"threshold": 0.5, "logit_shift": 0.0}}
     if visibility is not None:
         row["visibility"] = visibility
     if gallery:
@@ -71,7 +74,8 @@ def matrix(model: str = "resnet10t", defense: str = "none", strength: int = 0, *
              make_row(model, defense, "pgd-linf", 2 / 255, robust_flags(60 + s), **kw),
              make_row(model, defense, "square", 2 / 255, robust_flags(90 + s), access="black-box", **kw),
              make_row(model, defense, "gan", 0.0, robust_flags(50 + s), threat="semantic", visibility=VISIBILITY,
-                      **kw)]
+                      **kw),
+             make_row(model, defense, "pgd-linf", 32 / 255, robust_flags(0), role="sanity", **kw)]
     return cells
 
 

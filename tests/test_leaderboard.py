@@ -34,24 +34,34 @@ def _entries() -> list[dict]:
 
 def test_an_entry_holds_every_metric_its_evaluation_and_provenance() -> None:
     entries = _entries()
-    assert [(e["model"], e["defense"]) for e in entries] == [("resnet10t", "jpeg"), ("resnet10t", "none"),
-                                                              ("resnet18", "none")]
-    e = entries[1]
+    # ranked by robust balanced accuracy; the jpeg entry (zero gradients) is listed after them, without a rank
+    assert [(e["model"], e["defense"], e["rank"]) for e in entries] == [
+        ("resnet10t", "none", 1), ("resnet18", "none", 2), ("resnet10t", "jpeg", None)]
+    assert entries[2]["robust_balanced_accuracy"]["value"] > entries[0]["robust_balanced_accuracy"]["value"]
+    e = entries[0]
+    assert e["robust_balanced_accuracy"]["value"] == pytest.approx(0.25)  # 25 of 100 positives, 25 of 100 negatives
+    assert e["robust_balanced_accuracy"]["lo"] < 0.25 < e["robust_balanced_accuracy"]["hi"]
+    assert e["robust_balanced_accuracy_by_threat"]["linf"]["value"] == pytest.approx(0.3)
+    assert e["operating_point"]["threshold"] == 0.5 and e["schema"] == 2
     assert e["worst_case_robust_accuracy"]["successes"] == 50  # per image: the GAN cell's 50 are a subset of all
     assert e["worst_case_by_threat"]["linf"]["successes"] == 60 and e["worst_case_by_threat"]["semantic"]["n"] == 200
     assert e["evaluation"] == {"black-box": ["square@2/255"], "white-box": ["fgsm@1/255", "fgsm@2/255", "gan",
                                                                            "pgd-linf@1/255", "pgd-linf@2/255"]}
-    assert entries[0]["evaluation"]["adaptive white-box (BPDA/EOT)"][0] == "fgsm@1/255"
+    assert entries[2]["evaluation"]["adaptive white-box (BPDA/EOT)"][0] == "fgsm@1/255"
     assert {k: e[k] for k in PROVENANCE} == PROVENANCE
     assert e["clean"]["auc"]["lo"] <= e["clean"]["auc"]["value"] <= e["clean"]["auc"]["hi"]
     gan = e["gan"][0]
     assert (gan["pos_to_neg"]["successes"], gan["pos_to_neg"]["n"]) == (65, 90)
     assert gan["ssim"] == 0.97 and gan["detector_auc"] == {"value": 0.71, "lo": 0.6, "hi": 0.8}
+    # both directions at 65/90: balanced and re-weighted to the study's 44:319 mix agree; argmax is reported too
+    assert gan["balanced"]["value"] == pytest.approx(65 / 90) == gan["study_mix"]["value"]
+    assert gan["argmax"]["overall"]["successes"] == 130 and gan["argmax"]["study_mix"]["lo"] < 65 / 90
     # per-image flags with hashed ids: pairable across runs, nothing identifying
     assert len(e["per_image"]["ids_sha256"]) == 200 and "img0000" not in json.dumps(e)
     assert decode_flags(e["per_image"]["robust"]["fgsm@2/255"]).sum() == 80
     assert [g["cell"] for g in e["galleries"]] == ["gan", "pgd-linf@2/255"]  # GAN and the strongest pixel attack
-    assert entries[0]["unreliable"] and entries[0]["unreliable_reason"].startswith("zero input gradients")
+    assert entries[2]["unreliable"] and entries[2]["unreliable_reason"].startswith("zero gradients: zero input")
+    assert [a["cell"] for a in e["sanity"]] == ["pgd-linf@32/255"] and "pgd-linf@32/255" not in e["per_image"]["robust"]
 
 
 def test_threat_boards_rank_on_their_own_cells() -> None:
@@ -59,7 +69,8 @@ def test_threat_boards_rank_on_their_own_cells() -> None:
     linf = board_entries(entries, "linf")
     assert [a["cell"] for a in linf[0]["attacks"]] == ["fgsm@1/255", "fgsm@2/255", "pgd-linf@1/255",
                                                        "pgd-linf@2/255", "square@2/255"]
-    assert linf[1]["worst_case_robust_accuracy"]["successes"] == 60 and linf[0]["gan"] == []
+    assert linf[0]["worst_case_robust_accuracy"]["successes"] == 60 and linf[0]["gan"] == []
+    assert [e["rank"] for e in linf] == [1, 2, None]
     assert "per_image" not in linf[0]
     semantic = board_entries(entries, "semantic")
     assert [a["cell"] for e in semantic for a in e["attacks"]] == ["gan"] * 3
@@ -70,11 +81,16 @@ def test_markdown_has_every_board_the_study_table_and_checks() -> None:
     text = render_markdown(_entries(), "test-set")
     assert "## Overall (every attack)" in text and "## Pixel L-inf" in text and "## GAN (semantic)" in text
     assert "## Pixel L2" not in text
-    assert "| 1 | resnet10t | jpeg ⚠ unreliable |" in text and "| 3 | resnet18 | none |" in text
-    assert "42/44 = 95.5% [84.9, 98.7] | 209/319 = 65.5% [60.1, 70.5] | 251/363 = 69.1% [64.2, 73.7]" in text
+    assert "| - | resnet10t | jpeg ⚠ |" in text and "| 2 | resnet18 | none |" in text
+    assert "| listed, not ranked: zero gradients: zero input gradients on 50% of 64 validation images |" in text
+    assert "Produced at commit `deadbeef`" in text and "every attack aims at that same threshold" in text
+    assert "42/44 = 95.5% [84.9, 98.7] | 209/319 = 65.5% [60.1, 70.5] | 80.5" in text
     assert "| resnet10t | none | gan (white-box) | 65/90 = 72.2% [62.2, 80.4] |" in text
     assert "45.0 [38.3, 51.9]ᴮ" in text and "75.0 [68.6, 80.5]†" in text  # black-box and adaptive marks
-    assert "- resnet10t + jpeg: **unreliable**: zero input gradients on 50% of 64 validation images" in text
+    assert ("- resnet10t + jpeg: **zero-gradients** (demotes, model-level; [why](docs/checks.md#zero-gradients)): "
+            "zero gradients: zero input gradients on 50% of 64 validation images") in text
+    assert "At argmax (P(positive) >= 0.5), the study's operating point:" in text
+    assert "| 80.5 [74.5, 83.5] | 69.1 [64.3, 73.6] | 251/363" in text  # the study: balanced, its own mix, pooled
     assert "Config `abc123def456`, seed 0, commit `deadbeef`" in text
 
 
@@ -82,13 +98,16 @@ def test_csv_has_one_row_per_board_entry_with_intervals() -> None:
     entries = _entries()
     boards = {b: board_entries(entries, b) for b in ("overall", "linf", "l2", "semantic")}
     rows = list(csv.DictReader(io.StringIO(render_csv(boards))))
-    assert [(r["board"], r["rank"]) for r in rows][:4] == [("overall", "1"), ("overall", "2"), ("overall", "3"),
+    assert [(r["board"], r["rank"]) for r in rows][:4] == [("overall", "1"), ("overall", "2"), ("overall", ""),
                                                            ("linf", "1")]
     assert len(rows) == 9
     first = rows[0]
     assert float(first["worst_case_robust_accuracy_lo"]) < float(first["worst_case_robust_accuracy"])
-    assert first["evaluation[square@2/255]"] == "black-box" and first["unreliable"] == "True"
-    assert float(rows[1]["pos_to_neg[gan]"]) == pytest.approx(65 / 90)
+    assert first["evaluation[square@2/255]"] == "black-box" and first["unreliable"] == "False"
+    assert rows[2]["unreliable"] == "True" and rows[2]["unreliable_reason"].startswith("zero gradients")
+    assert float(first["robust_balanced_accuracy"]) == pytest.approx(0.25)
+    assert float(first["pos_to_neg[gan]"]) == pytest.approx(65 / 90)
+    assert float(first["study_mix_argmax[gan]"]) == pytest.approx(65 / 90)
 
 
 def test_write_leaderboard_files_and_rewrites(tmp_path: Path) -> None:
@@ -111,7 +130,7 @@ def test_write_leaderboard_files_and_rewrites(tmp_path: Path) -> None:
     # re-rendering from entries alone keeps the galleries; a smaller matrix leaves no stale entry behind
     write_leaderboard(folder, entries[1:], "test-set")
     assert (folder / sources.popitem()[0]).is_file()
-    assert sorted(p.name for p in (folder / "entries").glob("*.json")) == ["resnet10t--none.json",
+    assert sorted(p.name for p in (folder / "entries").glob("*.json")) == ["resnet10t--jpeg.json",
                                                                            "resnet18--none.json"]
     assert not list(tmp_path.glob(".board.tmp-*"))
 
@@ -147,8 +166,12 @@ def test_a_run_writes_the_leaderboard_and_the_command_regenerates_it(tmp_path: P
     assert row["masking_probe"]["n"] > 0 and row["masking_probe"]["grad_norm_median"] > 0
     assert "gallery" not in row  # pixel galleries are drawn by the leaderboard, from the stored attack
     entry = json.loads((folder / "entries" / "resnet10t--none.json").read_text())
-    assert [c["check"] for c in entry["masking_checks"]] == ["zero-gradients", "black-box-beats-white-box",
-                                                             "budget-does-not-help", "random-inference"]
+    assert [c["check"] for c in entry["masking_checks"]] == [
+        "did-not-learn", "zero-gradients", "gradients-blocked", "random-inference", "black-box-beats-white-box",
+        "budget-raises-robustness", "large-budget-sanity", "attack-failed"]
+    # every stage behind the entry is named with its code version (the cache key's), for the staleness test
+    assert {"stage:data", "stage:train", "stage:attack", "stage:score", "model:resnet10t", "attack:fgsm"} <= \
+        set(entry["code_versions"])
     for name in ("leaderboard.md", "index.html", "entries"):
         path = folder / name
         path.unlink() if path.is_file() else __import__("shutil").rmtree(path)
