@@ -147,7 +147,8 @@ def _pgd_once(grad_fn: GradFn, x: torch.Tensor, y: torch.Tensor, eps: float, ste
               norm: str, start: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     x_adv = start
     for _ in range(steps):
-        x_adv = _step(x_adv, grad_fn(x_adv, y), step_size, norm, mask)
+        # contiguous: a gradient can come back as an expanded view (e.g. through a mean), which _step writes into
+        x_adv = _step(x_adv, grad_fn(x_adv, y).contiguous(), step_size, norm, mask)
         x_adv = _project_delta(x_adv, x, eps, norm)
     return x_adv.clamp_(0, 1) if steps else x_adv.clamp(0, 1)  # never write into the caller's x
 

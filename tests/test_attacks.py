@@ -199,3 +199,15 @@ def test_bad_input_is_a_clear_error(trained) -> None:
         attack("fgsm", model, x * 4095, y, 2 / 255)
     with pytest.raises(BenchmarkError, match="apgd-dlr' needs at least 3 classes"):
         attack("autoattack", model, x, y, 2 / 255, attacks=["apgd-ce", "apgd-dlr"])
+
+
+def test_a_gradient_that_comes_back_as_an_expanded_view_is_not_written_into() -> None:
+    """A model whose input gradient is an expanded tensor (here: through a sum) must not break the in-place step."""
+    class Summed(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = x.flatten(1).sum(1, keepdim=True)
+            return torch.cat([-z, z], dim=1)
+
+    x, y, _ = blobs(8, seed=3)
+    x_adv = attack("fgsm", Summed(), x, y, 2 / 255)
+    assert torch.allclose((x_adv - x).abs().amax(), torch.tensor(2 / 255), atol=1e-6)
