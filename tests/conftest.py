@@ -20,7 +20,10 @@ def _install_test_plugin() -> None:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
         "[benchmark.datasets]\ntiny-blobs = tinyplugin:tiny_blobs\n\n"
-        "[benchmark.attacks]\nbroken = tinyplugin:broken_attack\nwrong-shape = tinyplugin:wrong_shape_attack\n")
+        "[benchmark.attacks]\nbroken = tinyplugin:broken_attack\nwrong-shape = tinyplugin:wrong_shape_attack\n\n"
+        "[benchmark.models]\nconstant = tinyplugin:constant_model\n\n"
+        "[benchmark.defenses]\nround-8bit = tinyplugin:Round8Bit\nrandom-noise-eot = tinyplugin:RandomNoiseEOT\n"
+        "no-grad-wrap = tinyplugin:NoGradWrap\n")
     for path in (str(PLUGINS), str(SITE)):
         if path not in sys.path:
             sys.path.insert(0, path)

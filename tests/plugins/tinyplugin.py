@@ -1,4 +1,5 @@
-"""A test-only plugin package: a tiny data set and a deliberately broken attack, joined via entry points."""
+"""A test-only plugin package joined via entry points: a tiny data set, broken attacks, a constant model, and
+defenses that test the checks (8-bit rounding, random noise with EOT, a wrap under no_grad)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.adaptive import TransformedModel
+from benchmark.entry_api import Defense
 from benchmark.imageset import ImageSet
 
 
@@ -34,3 +37,68 @@ def broken_attack(model, x, y, eps, ctx) -> torch.Tensor:
 def wrong_shape_attack(model, x, y, eps, ctx) -> torch.Tensor:
     """An attack that returns the wrong shape."""
     return x[:, :, :-1]
+
+
+class _Constant(torch.nn.Module):
+    """Logits that ignore the image: a learnt bias (the class prior) plus zero times the input."""
+
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.zeros(num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(len(x), -1) + 0.0 * x.flatten(1).sum(1, keepdim=True)
+
+
+def constant_model(image_size: int, **options) -> torch.nn.Module:
+    """A constant classifier: the same decision for every image (a robust-accuracy baseline that learnt nothing)."""
+    return _Constant(int(options.get("num_classes", 2)))
+
+
+class _Rounded(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.round(x * 255) / 255)  # d round / dx = 0: every input gradient vanishes
+
+
+class Round8Bit(Defense):
+    """Inputs rounded to 8 bits inside the model, declared differentiable: a dishonest defense (zero gradients)."""
+
+    claims = ("linf",)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return _Rounded(model)
+
+
+class RandomNoiseEOT(Defense):
+    """Gaussian noise on every input, deployed honestly: behind TransformedModel with EOT over 4 draws."""
+
+    differentiable = False
+    claims = ("linf",)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        sigma = float(self.options.get("sigma", 0.02))
+        return TransformedModel(model, lambda x: (x + sigma * torch.randn_like(x)).clamp(0, 1), random=True,
+                                samples=4)
+
+
+class _NoGrad(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x)
+
+
+class NoGradWrap(Defense):
+    """A wrap that runs the model under no_grad: gradients are blocked, gradient attacks cannot run."""
+
+    claims = ("linf",)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return _NoGrad(model)
