@@ -25,20 +25,20 @@ from benchmark.leaderboard_entry import (
     evaluation,
     hash_ids,
     slug,
+    study_views,
     worst_flags,
 )
 from benchmark.leaderboard_markdown import render_boards_markdown, render_csv
 from benchmark.masking_checks import evaluate, marks, verdict
-from benchmark.metrics import balanced_accuracy, combined_rate, rate, to_jsonable
+from benchmark.metrics import balanced_accuracy, rate, to_jsonable
 
-__all__ = ["ENTRY_SCHEMA", "STUDY_POSITIVE_SHARE", "board_entries", "build_entries", "load_entries", "rank",
-           "refresh_checks", "render_markdown", "study_views", "write_leaderboard"]
+__all__ = ["ENTRY_SCHEMA", "board_entries", "build_entries", "load_entries", "rank",
+           "refresh_checks", "render_markdown", "write_leaderboard"]
 
 ENTRY_SCHEMA = 2  # 2: robust balanced accuracy, rank (None when unreliable), marks, sanity, failed cells, versions
 
 _ATTACK_KEYS = ("attack", "budget", "threat", "access", "adaptive", "attack_outcome", "perturbation",
                 "attack_seconds", "images_per_s")
-STUDY_POSITIVE_SHARE = 44 / 363  # the study's fooled counts: 44 positives and 319 negatives classified correctly
 
 
 def _attack_record(row: dict, flags: dict | None = None) -> dict:
@@ -57,13 +57,6 @@ def _attack_record(row: dict, flags: dict | None = None) -> dict:
     if row.get("visibility") is not None:
         a["visibility"] = row["visibility"]
     return a
-
-
-def study_views(pos_to_neg: dict, neg_to_pos: dict) -> dict:
-    """The fooled rate over both directions as the study's table can be compared: class-balanced, and re-weighted
-    to the study's mix of correctly classified originals (44 positives, 319 negatives), with MOVER intervals."""
-    return {"balanced": combined_rate(pos_to_neg, neg_to_pos, 0.5),
-            "study_mix": combined_rate(pos_to_neg, neg_to_pos, STUDY_POSITIVE_SHARE)}
 
 
 def _gan_row(a: dict) -> dict:

@@ -14,6 +14,7 @@ __all__ = [
     "BOARDS",
     "BOARD_TITLES",
     "STUDY",
+    "STUDY_POSITIVE_SHARE",
     "STUDY_VIEWS",
     "board_attacks",
     "cell_columns",
@@ -28,6 +29,8 @@ __all__ = [
     "hash_ids",
     "md_text",
     "slug",
+    "standing",
+    "study_views",
     "worst_flags",
 ]
 
@@ -38,9 +41,25 @@ BOARD_TITLES = {"overall": "Overall (every attack)", "linf": "Pixel L-inf", "l2"
 # Zhou et al., Nature Communications 2021: fooled counts over correctly classified originals.
 STUDY = {"pos_to_neg": rate(42, 44).to_dict(), "neg_to_pos": rate(209, 319).to_dict(),
          "overall": rate(251, 363).to_dict()}
-# the study's overall, class-balanced and at its own mix (which equals its pooled 251/363), with MOVER intervals
-STUDY_VIEWS = {"balanced": combined_rate(STUDY["pos_to_neg"], STUDY["neg_to_pos"], 0.5),
-               "study_mix": combined_rate(STUDY["pos_to_neg"], STUDY["neg_to_pos"], 44 / 363)}
+STUDY_POSITIVE_SHARE = 44 / 363  # the study's fooled counts: 44 positives and 319 negatives classified correctly
+
+
+def study_views(pos_to_neg: dict, neg_to_pos: dict) -> dict:
+    """The fooled rate over both directions as the study's table can be compared: class-balanced, and re-weighted
+    to the study's mix of correctly classified originals (44 positives, 319 negatives), with MOVER intervals."""
+    return {"balanced": combined_rate(pos_to_neg, neg_to_pos, 0.5),
+            "study_mix": combined_rate(pos_to_neg, neg_to_pos, STUDY_POSITIVE_SHARE)}
+
+
+def standing(entry: dict) -> str:
+    """Why an unranked entry is listed, or a ranked one's marks ('' for neither)."""
+    if entry.get("unreliable"):
+        return "listed, not ranked: " + (entry.get("unreliable_reason") or "")
+    return "; ".join(f"mark: {m}" for m in entry.get("marks") or [])
+
+
+# the study's overall, class-balanced and at its own mix (which equals its pooled 251/363)
+STUDY_VIEWS = study_views(STUDY["pos_to_neg"], STUDY["neg_to_pos"])
 
 
 def cell_name(attack: dict) -> str:

@@ -12,6 +12,7 @@ from benchmark.leaderboard_entry import (
     fmt_auc,
     fmt_count,
     fmt_pct,
+    standing,
 )
 from benchmark.masking_checks import clean_balanced_accuracy
 
@@ -68,8 +69,6 @@ def _board(board: str, entries: list[dict]) -> str:
     for e in entries:
         by_cell = {a["cell"]: a for a in e["attacks"]}
         rank, bal = e.get("rank"), clean_balanced_accuracy(e["clean"])
-        standing = ("listed, not ranked: " + (e.get("unreliable_reason") or "")) if e["unreliable"] \
-            else "; ".join(f"mark: {m}" for m in e.get("marks") or [])
         cells = [_td("-" if rank is None else str(rank), 10_000 if rank is None else rank),
                  _td(e["model"], cls="text"), _td(e["defense"] + (" ⚠" if e["unreliable"] else ""), cls="text"),
                  _td(fmt_pct(e.get("robust_balanced_accuracy")), _value(e.get("robust_balanced_accuracy"))),
@@ -83,7 +82,7 @@ def _board(board: str, entries: list[dict]) -> str:
         cost = e.get("cost") or {}
         cells += [_td(f"{e.get('train_seconds') or 0:.0f}", e.get("train_seconds") or 0),
                   _td(f"{cost.get('attack_seconds') or 0:.0f}", cost.get("attack_seconds") or 0),
-                  _td(standing, cls="text standing")]
+                  _td(standing(e), cls="text standing")]
         title = f' title="{escape(e["unreliable_reason"])}"' if e["unreliable"] else ""
         rows.append(f'<tr class="{"unreliable" if e["unreliable"] else ""}"{title}>{"".join(cells)}</tr>')
     ths = "".join(f'<th class="{cls}">{escape(h)}</th>' for h, cls in head)

@@ -13,6 +13,7 @@ from benchmark.leaderboard_entry import (
     fmt_count,
     fmt_pct,
     md_text,
+    standing,
 )
 from benchmark.masking_checks import CHECKS_DOC, clean_balanced_accuracy
 
@@ -24,13 +25,6 @@ _STUDY_NAME = "Zhou et al. 2021 (VGG-11, 1728x1408, real mammograms)"
 
 def _num(v: object, digits: int = 0) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
-
-
-def _standing(e: dict) -> str:
-    """Why an unranked entry is listed, or a ranked one's marks."""
-    if e.get("unreliable"):
-        return "listed, not ranked: " + (e.get("unreliable_reason") or "")
-    return "; ".join(f"mark: {m}" for m in e.get("marks") or [])
 
 
 def _board_table(entries: list[dict]) -> list[str]:
@@ -51,7 +45,7 @@ def _board_table(entries: list[dict]) -> list[str]:
             row.append("" if a is None else fmt_pct(a["attack_outcome"]["robust_accuracy"])
                        + _MARKS.get(a["evaluation"], ""))
         row += [_num(e.get("train_seconds")), _num((e.get("cost") or {}).get("attack_seconds")),
-                md_text(_standing(e))]
+                md_text(standing(e))]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
