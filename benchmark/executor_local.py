@@ -14,10 +14,13 @@ from benchmark.store import Store
 
 __all__ = ["StageOutcome", "run_plan"]
 
+BY_ANOTHER_RUN = "computed by another run while this one waited"
+
 
 @dataclass
 class StageOutcome:
-    """What happened to one stage: done (computed now), cached, failed or skipped (an input failed)."""
+    """What happened to one stage: done (computed now), cached (stored before, or by another run while this one
+    waited for it), failed or skipped (an input failed)."""
 
     key: str
     kind: str
@@ -29,8 +32,9 @@ class StageOutcome:
 
 
 def run_plan(plan: Plan, store: Store, ctx: StageContext, force: set[str] = frozenset(),
-             progress: bool = True) -> dict[str, StageOutcome]:
-    """Execute every stage not yet stored; `force` names stage kinds to recompute (and their dependents)."""
+             progress: bool = True, run_id: str | None = None) -> dict[str, StageOutcome]:
+    """Execute every stage not yet stored; `force` names stage kinds to recompute (and the dependents of those
+    this process recomputed); run_id goes into each computed artifact's record and the store's stage log."""
     outcomes: dict[str, StageOutcome] = {}
     recomputed: set[str] = set()
     bar = tqdm(plan.stages, desc="matrix", unit="stage", disable=not progress, dynamic_ncols=True)
@@ -45,20 +49,22 @@ def run_plan(plan: Plan, store: Store, ctx: StageContext, force: set[str] = froz
         if store.has(stage.key) and not must:
             outcomes[stage.key] = StageOutcome(stage.key, stage.kind, stage.label, "cached")
             continue
-        outcomes[stage.key] = _execute(stage, store, ctx, must)
-        if outcomes[stage.key].status == "done":
+        outcomes[stage.key] = _execute(stage, store, ctx, must, run_id)
+        if must and outcomes[stage.key].status == "done":  # replaced here, so its dependents are stale
             recomputed.add(stage.key)
     bar.close()
     return outcomes
 
 
-def _execute(stage: Stage, store: Store, ctx: StageContext, force: bool) -> StageOutcome:
+def _execute(stage: Stage, store: Store, ctx: StageContext, force: bool, run_id: str | None = None) -> StageOutcome:
+    """Compute one stage into the store: done, cached (another run stored it while this one waited) or failed."""
     inputs = {role: store.path(key) for role, key in stage.deps.items()}
     start = time.perf_counter()
     record = {"kind": stage.kind, "label": stage.label, "params": stage.params, "deps": stage.deps,
-              "versions": stage.versions}
+              "versions": stage.versions, "run_id": run_id}
     try:
-        store.compute(stage.key, lambda out: RUNNERS[stage.kind](stage.params, inputs, out, ctx), record, force)
+        _, computed = store.compute(stage.key, lambda out: RUNNERS[stage.kind](stage.params, inputs, out, ctx),
+                                    record, force)
     except KeyboardInterrupt:
         raise
     except BenchmarkError as exc:  # a user-fixable problem inside one cell: say it in one line, go on
@@ -67,4 +73,7 @@ def _execute(stage: Stage, store: Store, ctx: StageContext, force: bool) -> Stag
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return StageOutcome(stage.key, stage.kind, stage.label, "failed", time.perf_counter() - start,
                             f"{type(exc).__name__}: {first}", traceback.format_exc().splitlines()[-12:])
+    if not computed:
+        return StageOutcome(stage.key, stage.kind, stage.label, "cached", time.perf_counter() - start,
+                            detail=[BY_ANOTHER_RUN])
     return StageOutcome(stage.key, stage.kind, stage.label, "done", time.perf_counter() - start)

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.errors import BenchmarkError
-from benchmark.executor_local import StageOutcome
+from benchmark.executor_local import BY_ANOTHER_RUN, StageOutcome
 from benchmark.executor_local import _execute as execute_stage
 from benchmark.planner import Plan, Stage
 from benchmark.stages import StageContext
@@ -146,12 +145,12 @@ def _captured(log: Path, header: str) -> Iterator[None]:
             os.close(saved[1])
 
 
-def _stored_since(store: Store, key: str, since: float) -> bool:
-    created = datetime.strptime(store.info(key)["created"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
-    return created >= int(since)
+def _stored_by(store: Store, key: str, run_id: str) -> bool:
+    """True when the stored artifact for key was computed by the run run_id (its record names the run)."""
+    return store.info(key).get("run_id") == run_id
 
 
-def _run_stage(stage: Stage, store_root: str, ctx: StageContext, must: bool, log: str, run_started: float,
+def _run_stage(stage: Stage, store_root: str, ctx: StageContext, must: bool, log: str, run_id: str,
                threads: int) -> StageOutcome:
     """The Ray task: compute one stage into the shared store unless it is there, output into its log file.
     The stage itself runs through the local executor's `_execute`: one definition of how a stage fails."""
@@ -159,18 +158,18 @@ def _run_stage(stage: Stage, store_root: str, ctx: StageContext, must: bool, log
 
     store = Store(store_root)
     if store.has(stage.key):
-        if _stored_since(store, stage.key, run_started):  # by an attempt whose worker died after storing it
+        if _stored_by(store, stage.key, run_id):  # by an attempt whose worker died after storing it
             return StageOutcome(stage.key, stage.kind, stage.label, "done", store.info(stage.key)["seconds"],
                                 detail=["stored by an earlier attempt of this run"])
         if not must:  # stored meanwhile by another run (the store's lock covers the race)
-            return StageOutcome(stage.key, stage.kind, stage.label, "cached")
-    log_path, run = Path(log), f"(run {run_started:.3f})"  # a log folder may be shared by runs
+            return StageOutcome(stage.key, stage.kind, stage.label, "cached", detail=[BY_ANOTHER_RUN])
+    log_path, run = Path(log), f"(run {run_id})"  # a log folder may be shared by runs
     attempt = 1 + (log_path.read_text().count(run) if log_path.is_file() else 0)
     torch.set_num_threads(threads)
     where = f"node {ray.util.get_node_ip_address()} pid {os.getpid()}"
     header = f"=== attempt {attempt}: {stage.label} on {where} at {time.strftime('%H:%M:%S')} {run}\n"
     with _captured(log_path, header):
-        outcome = execute_stage(stage, store, ctx, must)
+        outcome = execute_stage(stage, store, ctx, must, run_id)
         if outcome.status == "failed":
             print(f"failed: {outcome.error}", *outcome.detail, sep="\n")
     if attempt > 1:
@@ -199,35 +198,37 @@ def _lost(ray: Any, exc: Exception, stage: Stage, seconds: float, retries: int) 
 
 
 def run_plan_ray(plan: Plan, store: Store, ctx: StageContext, force: set[str] = frozenset(), progress: bool = True,
-                 options: RayOptions | None = None, log_dir: Path | None = None) -> dict[str, StageOutcome]:
+                 options: RayOptions | None = None, log_dir: Path | None = None,
+                 run_id: str | None = None) -> dict[str, StageOutcome]:
     """Execute every stage not yet stored as a Ray task; same outcomes as the local `run_plan`."""
     options = options or RayOptions()
     ray = _ray()
     connect(options)
+    run_id = run_id or f"ray-{time.time():.6f}-{os.getpid()}"  # names this run in artifact records and logs
     try:
-        return _schedule(ray, plan, store, ctx, force, progress, options, log_dir or store.root / "logs")
+        return _schedule(ray, plan, store, ctx, force, progress, options, log_dir or store.root / "logs", run_id)
     finally:
         disconnect()
 
 
 def _schedule(ray: Any, plan: Plan, store: Store, ctx: StageContext, force: set[str], progress: bool,
-              options: RayOptions, log_dir: Path) -> dict[str, StageOutcome]:
+              options: RayOptions, log_dir: Path, run_id: str) -> dict[str, StageOutcome]:
     root, log_dir = store.root.resolve(), log_dir.resolve()  # workers may start in another folder
     remote_ctx = replace(ctx, progress=False, cache_dir=ctx.cache_dir.resolve() if ctx.cache_dir else None)
     cpu_task, gpu_task = ray.remote(_run_stage), ray.remote(num_gpus=1, max_calls=1)(_run_gpu_stage)
     largest = _largest_node()
     if not largest["CPU"]:
         print("warning: the Ray cluster has no CPUs yet; stages wait until worker nodes join", file=sys.stderr)
-    started = time.time()
     outcomes: dict[str, StageOutcome] = {}
-    recomputed: set[str] = set()
+    recomputed: set[str] = set()  # stages forced and recomputed by this run: their dependents are stale
+    forced: set[str] = set()  # stages submitted with must (forced, or an input recomputed by this run)
     running: dict[Any, tuple[Stage, float]] = {}  # object ref -> (stage, submitted at)
     waiting = list(plan.stages)  # dependency order: a stage's inputs come before it
     bar = tqdm(total=len(plan.stages), desc="matrix", unit="stage", disable=not progress, dynamic_ncols=True)
 
     def settle(outcome: StageOutcome) -> None:
         outcomes[outcome.key] = outcome
-        if outcome.status == "done":
+        if outcome.status == "done" and outcome.key in forced:
             recomputed.add(outcome.key)
         bar.update(1)
         bar.set_postfix_str(f"{len(running)} running; {outcome.label[:50]}")
@@ -251,9 +252,11 @@ def _schedule(ray: Any, plan: Plan, store: Store, ctx: StageContext, force: set[
                     task = gpu_task if need["num_gpus"] else cpu_task
                     ref = task.options(**need, max_retries=options.max_retries, retry_exceptions=False,
                                        name=stage.label[:100]).remote(
-                        stage, str(root), remote_ctx, must, str(log_dir / f"{stage.key}.log"), started,
+                        stage, str(root), remote_ctx, must, str(log_dir / f"{stage.key}.log"), run_id,
                         max(1, int(need["num_cpus"])))
                     running[ref] = (stage, time.perf_counter())
+                    if must:
+                        forced.add(stage.key)
             if len(blocked) == len(waiting) and not running:
                 raise RuntimeError(f"plan is not in dependency order at {blocked[0].label}")
             waiting = blocked

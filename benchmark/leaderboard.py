@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from benchmark.config import budget_label
 from benchmark.errors import BenchmarkError
+from benchmark.names import NAME_PATTERN, NAME_RULE
 from benchmark.leaderboard_entry import (
     BOARDS,
     board_attacks,
@@ -259,6 +261,15 @@ def render_markdown(entries: list[dict], dataset: str) -> str:
     return render_boards_markdown({b: board_entries(entries, b) for b in BOARDS}, dataset)
 
 
+def _entry_file(folder: Path, entry: dict) -> Path:
+    """folder/<model>--<defense>.json, refused when a name would lead outside folder (names come from plugins)."""
+    path = folder / f"{entry['model']}--{entry['defense']}.json"
+    names_ok = all(isinstance(entry[k], str) and NAME_PATTERN.fullmatch(entry[k]) for k in ("model", "defense"))
+    if not names_ok or path.resolve().parent != folder.resolve():
+        raise BenchmarkError(f"entry {entry['model']!r} + {entry['defense']!r}: refused as file names; {NAME_RULE}")
+    return path
+
+
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
@@ -279,11 +290,11 @@ def write_leaderboard(folder: Path, entries: list[dict], dataset: str,
     staging = folder.parent / f".{folder.name}.tmp-{time.time_ns()}"
     try:
         for e in entries:
-            _write_json(staging / "entries" / f"{e['model']}--{e['defense']}.json", e)
+            _write_json(_entry_file(staging / "entries", e), e)
         boards = {b: board_entries(entries, b) for b in BOARDS}
         for board in BOARDS[1:]:
             for e in boards[board]:
-                _write_json(staging / "entries" / board / f"{e['model']}--{e['defense']}.json", e)
+                _write_json(_entry_file(staging / "entries" / board, e), e)
         _write_json(staging / "leaderboard.json", [{k: v for k, v in e.items() if k != "per_image"}
                                                    for e in entries])
         (staging / "galleries").mkdir(parents=True)
@@ -297,11 +308,12 @@ def write_leaderboard(folder: Path, entries: list[dict], dataset: str,
         (staging / "leaderboard.csv").write_text(render_csv(boards))
         (staging / "index.html").write_text(render_html(boards, dataset, plots, staging))
         folder.mkdir(parents=True, exist_ok=True)
-        for item in sorted(staging.iterdir()):
-            target = folder / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            item.replace(target)
+        with FileLock(str(folder.parent / f".{folder.name}.lock")):  # two runs finishing at once swap in turn
+            for item in sorted(staging.iterdir()):
+                target = folder / item.name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                item.replace(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder / "leaderboard.md"

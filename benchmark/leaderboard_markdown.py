@@ -31,7 +31,7 @@ def _board_table(entries: list[dict]) -> list[str]:
     columns = cell_columns(entries)
     head = ["#", "model", "defense", "robust balanced acc", "worst-case robust acc", "clean acc", "clean balanced acc",
             "AUC"]
-    head += [c for c, _, _ in columns] + ["train s", "attack s", "standing"]
+    head += [md_text(c) for c, _, _ in columns] + ["train s", "attack s", "standing"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in entries:
         by_cell = {a["cell"]: a for a in e["attacks"]}
@@ -67,7 +67,7 @@ def _gan_rows(entries: list[dict], at_argmax: bool) -> list[str]:
             if not view:
                 continue
             row = [md_text(e["model"]), md_text(e["defense"]) + (" ⚠" if e.get("unreliable") else ""),
-                   f"{g['attack']} ({g['evaluation']})", fmt_count(view["pos_to_neg"]), fmt_count(view["neg_to_pos"]),
+                   f"{md_text(g['attack'])} ({g['evaluation']})", fmt_count(view["pos_to_neg"]), fmt_count(view["neg_to_pos"]),
                    fmt_pct(view.get("balanced")), fmt_pct(view.get("study_mix")), fmt_count(view["overall"])]
             if not at_argmax:
                 area = g.get("area_changed")
@@ -108,7 +108,7 @@ def _checks(entries: list[dict]) -> list[str]:
         parts = [f"**{c['check']}** ({'mark' if c.get('effect') == 'mark' else 'demotes'}, {c.get('level', 'model')}"
                  f"-level; [why]({c.get('doc', CHECKS_DOC)})): {c['reason']}" for c in tripped]
         status = "; ".join(parts) if parts else "no check tripped"
-        note = f" (not evaluated: {', '.join(skipped)})" if skipped else ""
+        note = f" (not evaluated: {md_text(', '.join(skipped))})" if skipped else ""
         lines.append(f"- {md_text(e['model'])} + {md_text(e['defense'])}: {md_text(status)}{note}")
     return lines
 

@@ -1,8 +1,10 @@
 """The one front door for running: validate, plan, execute, record, and write the leaderboard."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -76,6 +78,28 @@ def _warn_skipped(plan: Plan, store: Store, outcomes: dict[str, StageOutcome]) -
                   f"list with reasons: {summary} (meta.skipped)", file=sys.stderr)
 
 
+def _new_run_dir(records: Path, started: float, digest: str) -> Path:
+    """Create this run's record folder: start time, config digest and a random suffix, so runs never share one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    run_dir = records / f"{stamp}-{digest[:8]}-{secrets.token_hex(3)}"
+    records.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(exist_ok=False)  # a clash (1 in 16 million per second and config) fails rather than merges
+    return run_dir
+
+
+def _write_latest(records: Path, run_id: str) -> None:
+    """Point records/LATEST at run_id atomically (temp file, then rename): a reader never sees half a name."""
+    fd, tmp = tempfile.mkstemp(prefix=".LATEST-", dir=records)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(run_id + "\n")
+        os.replace(tmp, records / "LATEST")
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
         leaderboard: bool = True, backend: str = "local", ray_options: RayOptions | None = None) -> RunResult:
     """Run every cell of config not already stored; write run records and (for matrices) the leaderboard.
@@ -108,16 +132,16 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
         torch.set_num_threads(max(1, torch.get_num_threads()))
     store = Store(config.run.store)
     ctx = StageContext(device, config.attack_batch_size, progress, cache_dir=config.run.store / "cache")
-    run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(started)) + f"-{config.digest()[:8]}"
-    run_dir = config.run.store / "records" / run_id
+    run_dir = _new_run_dir(config.run.store / "records", started, config.digest())
+    run_id = run_dir.name
     if backend == "ray":  # each computed stage's output goes to run_dir/logs/<key>.log
-        outcomes = run_plan_ray(plan, store, ctx, set(force), progress, ray_options, run_dir / "logs")
+        outcomes = run_plan_ray(plan, store, ctx, set(force), progress, ray_options, run_dir / "logs", run_id)
     else:
-        outcomes = run_plan(plan, store, ctx, set(force), progress)
+        outcomes = run_plan(plan, store, ctx, set(force), progress, run_id)
     _warn_skipped(plan, store, outcomes)
     cells = collect_cells(plan, store, outcomes)
     table = write_run(run_dir, config, outcomes, cells, str(device), started, plan)
-    (config.run.store / "records" / "LATEST").write_text(run_id + "\n")
+    _write_latest(config.run.store / "records", run_id)
     board = None
     if leaderboard and cells:  # the same path as `python -m benchmark leaderboard`: from the run's record
         board = publish_run(run_dir, config.run.store, config.run.leaderboards / config.dataset.name)

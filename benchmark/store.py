@@ -16,6 +16,7 @@ from filelock import FileLock
 __all__ = ["Store", "stage_key"]
 
 _DONE = "_artifact.json"  # written last inside the temp folder; a folder without it is never trusted
+STAGE_LOG = "stage-log.jsonl"  # one line per artifact computed, appended by the process that computed it
 
 
 def stage_key(kind: str, params: dict, deps: list[str], versions: dict[str, str]) -> str:
@@ -46,6 +47,25 @@ class Store:
         """The record written with an artifact: kind, label, seconds, created."""
         return json.loads((self.path(key) / _DONE).read_text())
 
+    def _stamp(self, key: str) -> tuple[int, int, int] | None:
+        """Identity of the stored artifact (device, inode, mtime of its record), None when none is stored."""
+        try:
+            st = (self.path(key) / _DONE).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino, st.st_mtime_ns
+
+    def log_stage(self, meta: dict) -> None:
+        """Append one JSON line for an artifact just computed to root/stage-log.jsonl (one O_APPEND write)."""
+        line = {"key": meta["key"], "kind": meta.get("kind"), "label": meta.get("label"), "pid": os.getpid(),
+                "run_id": meta.get("run_id"), "seconds": meta.get("seconds"), "time": meta.get("created")}
+        data = (json.dumps(line, default=str) + "\n").encode()
+        fd = os.open(self.root / STAGE_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)  # unbuffered: one write call, so lines of concurrent runs never interleave
+        finally:
+            os.close(fd)
+
     @contextmanager
     def _lock(self, key: str) -> Iterator[None]:
         self.locks.mkdir(parents=True, exist_ok=True)
@@ -55,12 +75,17 @@ class Store:
 
     def compute(self, key: str, build: Callable[[Path], Any], record: dict | None = None,
                 force: bool = False) -> tuple[Path, bool]:
-        """Return (path, computed): build into a temp folder and rename it to its key unless already stored."""
+        """Return (path, computed): build into a temp folder and rename it to its key unless already stored.
+
+        force rebuilds the artifact stored when the call began, never one another process stored while this one
+        waited for the lock: that one is returned as it is, with computed False."""
         final = self.path(key)
-        if self.has(key) and not force:
+        seen = self._stamp(key)
+        if seen is not None and not force:
             return final, False
         with self._lock(key):
-            if self.has(key) and not force:  # another process finished it while we waited
+            now = self._stamp(key)
+            if now is not None and (not force or now != seen):  # another process stored it while we waited
                 return final, False
             self._sweep(key)
             self.tmp.mkdir(parents=True, exist_ok=True)
@@ -68,7 +93,7 @@ class Store:
             try:
                 start = time.perf_counter()
                 build(work)
-                meta = dict(record or {}, key=key, seconds=round(time.perf_counter() - start, 3),
+                meta = dict(record or {}, key=key, pid=os.getpid(), seconds=round(time.perf_counter() - start, 3),
                             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
                 (work / _DONE).write_text(json.dumps(meta, indent=1, default=str))
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +105,7 @@ class Store:
             except BaseException:
                 shutil.rmtree(work, ignore_errors=True)
                 raise
+            self.log_stage(meta)
         return final, True
 
     def _sweep(self, key: str) -> None:

@@ -202,3 +202,15 @@ def test_a_detecting_defense_reports_detection_and_false_alarms() -> None:
     gan_line = [line for line in text.splitlines() if line.startswith("| resnet10t | gan-fakes-detect | gan (")][0]
     assert "| 10/100 = 10.0% [5.0, 20.0] |" in gan_line  # fooled and not flagged, next to overall fooled
 
+
+
+@pytest.mark.parametrize("bad", ["../../x", "a/b", "..", "<b>x</b>"])
+def test_names_never_become_paths_or_markup(tmp_path: Path, bad: str) -> None:
+    entries = _entries()
+    entries[0]["defense"] = bad
+    folder = tmp_path / "deep" / "board"
+    with pytest.raises(BenchmarkError, match="refused as file names; use 1-64 letters"):
+        write_leaderboard(folder, entries, "test-set", {})
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # nothing written, inside the folder or outside
+    md = render_markdown([dict(entries[0], defense="<img src=x onerror=alert(1)>|x")], "test-set")
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)&gt;\\|x" in md

@@ -1,6 +1,7 @@
 """The content-addressed store: atomic, computed once, never trusts half an artifact."""
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -79,3 +80,45 @@ def test_two_processes_compute_an_artifact_once(tmp_path: Path) -> None:
     assert [p.exitcode for p in procs] == [0, 0]
     assert counter.read_text() == "x"
     assert Store(tmp_path / "s").has("c" * 64)
+
+
+def _hold_and_finish(root: str, key: str, held: str) -> None:
+    """Take key's lock, signal it is held, wait, then store the artifact (another run finishing first)."""
+    def build(out: Path) -> None:
+        Path(held).write_text("1")
+        time.sleep(1.5)
+        (out / "v").write_text("theirs")
+    Store(root).compute(key, build, {"kind": "t", "run_id": "theirs"})
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_compute_that_waited_reuses_what_another_process_stored(tmp_path: Path, force: bool) -> None:
+    store, key, held = Store(tmp_path / "s"), "e" * 64, tmp_path / "held"
+    proc = mp.get_context("spawn").Process(target=_hold_and_finish, args=(str(store.root), key, str(held)))
+    proc.start()
+    end = time.time() + 60
+    while not held.exists() and time.time() < end:
+        time.sleep(0.02)
+    assert held.exists(), "the other process never took the lock"
+    calls: list[int] = []
+    path, computed = store.compute(key, lambda out: calls.append(1), {"run_id": "mine"}, force=force)
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert not computed and not calls  # waited on the lock, found it stored: neither rebuilt nor replaced
+    assert (path / "v").read_text() == "theirs" and store.info(key)["run_id"] == "theirs"
+    inode, created = path.stat().st_ino, store.info(key)["created"]
+    _, again = store.compute(key, lambda out: calls.append(1))
+    assert not again and path.stat().st_ino == inode and store.info(key)["created"] == created
+    log = [json.loads(line) for line in (store.root / "stage-log.jsonl").read_text().splitlines()]
+    assert [(e["key"], e["run_id"], e["pid"]) for e in log] == [(key, "theirs", proc.pid)]
+
+
+def test_stage_log_has_one_line_per_computed_artifact(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.compute("a" * 64, lambda out: None, {"kind": "data", "label": "data x", "run_id": "r1"})
+    store.compute("a" * 64, lambda out: None)  # cached: no line
+    store.compute("a" * 64, lambda out: None, {"kind": "data", "label": "data x"}, force=True)
+    log = [json.loads(line) for line in (tmp_path / "stage-log.jsonl").read_text().splitlines()]
+    assert [(e["key"], e["kind"], e["label"], e["run_id"]) for e in log] == [
+        ("a" * 64, "data", "data x", "r1"), ("a" * 64, "data", "data x", None)]
+    assert all(set(e) == {"key", "kind", "label", "pid", "run_id", "seconds", "time"} for e in log)
