@@ -19,6 +19,10 @@ __all__ = ["RunSettings", "DatasetSpec", "TrainSpec", "ModelSpec", "DefenseSpec"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 DEVICES = ("auto", "cpu", "cuda")
 SANITY_BUDGET = 32 / 255
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's generators accept on every platform
+IMAGE_SIZE_RANGE = (32, 4096)  # below 32 px the backbones' strides leave nothing; above 4096 px no mammogram needs
+EPOCHS_RANGE = (1, 10_000)
+BATCH_RANGE = (1, 65_536)
 
 
 @dataclass(frozen=True)
@@ -168,10 +172,12 @@ class _Checker:
             raise self.fail(f"{where}.{key}", f"expected {name}, got {value!r}")
         return value
 
-    def positive(self, table: dict, key: str, kind: type, default: Any, where: str) -> Any:
+    def within(self, table: dict, key: str, kind: type, default: Any, where: str, bounds: tuple) -> Any:
+        """A number of the given type inside [lo, hi] (inclusive), or an error naming the key and the range."""
         value = self.typed(table, key, kind, default, where)
-        if value is not None and value <= 0:
-            raise self.fail(f"{where}.{key}", f"must be > 0, got {value}")
+        lo, hi = bounds
+        if value is not None and not lo <= value <= hi:  # also refuses NaN
+            raise self.fail(f"{where}.{key}", f"must lie in [{lo}, {hi}], got {value}")
         return value
 
 
@@ -200,10 +206,10 @@ def budget_label(eps: float) -> str:
 
 def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> TrainSpec:
     return TrainSpec(
-        epochs=check.typed(table, "epochs", int, base.epochs, where),
-        batch_size=check.positive(table, "batch_size", int, base.batch_size, where),
-        lr=check.positive(table, "lr", float, base.lr, where),
-        weight_decay=check.typed(table, "weight_decay", float, base.weight_decay, where),
+        epochs=check.within(table, "epochs", int, base.epochs, where, EPOCHS_RANGE),
+        batch_size=check.within(table, "batch_size", int, base.batch_size, where, BATCH_RANGE),
+        lr=check.within(table, "lr", float, base.lr, where, (1e-12, 10.0)),
+        weight_decay=check.within(table, "weight_decay", float, base.weight_decay, where, (0.0, 10.0)),
         checkpoint=check.typed(table, "checkpoint", str, base.checkpoint, where),
         augment=check.choice(table, "augment", AUGMENTATIONS, base.augment, where),
         distill=check.typed(table, "distill", str, base.distill, where),  # the name is checked by the planner
@@ -233,7 +239,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     device = check.typed(run_t, "device", str, "auto", "run")
     if device not in DEVICES:
         raise check.fail("run.device", f"'{device}' is not one of {', '.join(DEVICES)}")
-    seed = check.typed(run_t, "seed", int, 0, "run")
+    seed = check.within(run_t, "seed", int, 0, "run", SEED_RANGE)
     run = RunSettings(name=check.typed(run_t, "name", str, "default", "run"), seed=seed, device=device,
                       store=Path(check.typed(run_t, "store", str, "runs", "run")),
                       leaderboards=Path(check.typed(run_t, "leaderboards", str, "leaderboards", "run")))
@@ -246,9 +252,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
             or any(s <= 0 for s in split) or abs(sum(split) - 1.0) > 1e-6):
         raise check.fail("dataset.split", f"expected three positive fractions [train, val, test] summing to 1, "
                                           f"got {split!r}")
-    size = check.positive(data_t, "image_size", int, 64, "dataset")
-    if size < 32:
-        raise check.fail("dataset.image_size", f"must be at least 32 pixels, got {size}")
+    size = check.within(data_t, "image_size", int, 64, "dataset", IMAGE_SIZE_RANGE)
     dataset = DatasetSpec(name=check.typed(data_t, "name", str, None, "dataset"), image_size=size, seed=seed,
                           split=tuple(float(s) for s in split),
                           options=dict(check.typed(data_t, "options", dict, {}, "dataset")),
@@ -276,6 +280,9 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
         budgets = item.get("budgets", [])
         if not isinstance(budgets, list):
             raise check.fail(f"{where}.budgets", "expected a list such as [\"1/255\", \"2/255\"]")
+        if "budgets" in item and not budgets:
+            raise check.fail(f"{where}.budgets", "is empty; list at least one budget, or leave the key out for "
+                                                 "the attack's default budgets")
         try:
             values = tuple(parse_budget(b) for b in budgets)
         except ValueError as exc:
@@ -294,7 +301,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     _no_duplicates(check, "defenses", [d.name for d in defenses])
     _no_duplicates(check, "attacks", [a.name for a in attacks])
     return MatrixConfig(run, dataset, tuple(models), tuple(defenses), tuple(attacks), source,
-                        check.positive(attack_t, "batch_size", int, 64, "attack"), base, sanity)
+                        check.within(attack_t, "batch_size", int, 64, "attack", BATCH_RANGE), base, sanity)
 
 
 def _no_duplicates(check: _Checker, section: str, names: list[str]) -> None:
@@ -307,11 +314,14 @@ def load_config(path: Path | str | None = None) -> MatrixConfig:
     """Read and validate a TOML matrix config (the default config when path is None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise BenchmarkError(f"config file not found: {path}") from None
     except OSError as exc:
         raise BenchmarkError(f"cannot read config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise BenchmarkError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                             "save the config as UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

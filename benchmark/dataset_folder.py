@@ -1,10 +1,15 @@
 """What every local-folder data set adapter shares: options, the root folder, label tables and anonymous ids."""
 from __future__ import annotations
 
+import contextvars
 import csv
 import hashlib
+import hmac
 import io
-from collections.abc import Iterable
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,9 @@ __all__ = [
     "LINE",
     "anon_id",
     "bad_value",
+    "folder_check",
+    "id_key",
+    "using_id_key",
     "parse_options",
     "read_table",
     "require_file",
@@ -26,7 +34,8 @@ LINE = "#line"  # key added to every row read by read_table: its line number in 
 COMMON_OPTIONS: dict[str, tuple[Any, type]] = {
     "root": (None, str),  # the local copy of the data set
     "limit": (None, int),  # at most this many images (whole patients, classes in proportion), for quick runs
-    "id_salt": ("", str),  # extra salt for the anonymous ids; set a private one when patient ids are guessable
+    "id_salt": ("", str),  # extra salt mixed into the keyed ids (the secret is the store's key, see id_key)
+    "id_key_file": (None, str),  # a file holding the id key (hex); default: the store's own random key
     "modalities": (["MG"], list),  # DICOM Modality values accepted
 }
 
@@ -64,6 +73,19 @@ def require_root(name: str, options: dict[str, Any], layout: str) -> Path:
     if not root.is_dir():
         raise BenchmarkError(f"dataset.options.root = {str(root)!r} is not a folder; {name} expects {layout}")
     return root
+
+
+def folder_check(name: str, own: dict[str, tuple[Any, type]], layout: str,
+                 required: tuple[str, ...] = ()) -> Callable[[Any], None]:
+    """A plan-time check of a folder adapter's dataset.options: types, the root folder, required options."""
+    def check(spec: Any) -> None:
+        options = parse_options(name, spec.options, own)
+        require_root(name, options, layout)
+        for key in required:
+            if not options.get(key):
+                raise BenchmarkError(f"dataset.options.{key} is missing: {name} expects {layout}")
+    check.__doc__ = f"Check dataset.options for {name} before any work."
+    return check
 
 
 def require_file(root: Path, names: Iterable[str], name: str, layout: str) -> Path:
@@ -120,7 +142,57 @@ def bad_value(path: Path, row: dict[str, str], column: str, expected: str) -> Be
                           f"expected {expected}")
 
 
+KEY_FILE = "id-key"  # under the store's secrets folder: 32 random bytes as hex, created once, mode 0600
+_KEY: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("id_key", default=None)
+_PROCESS_KEY = secrets.token_bytes(32)  # outside a data stage: ids valid in this process only, never guessable
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise BenchmarkError(f"{path}: unreadable id key ({getattr(exc, 'strerror', None) or 'not hex'}); "
+                             "it must hold at least 16 random bytes as hex") from None
+    if len(key) < 16:
+        raise BenchmarkError(f"{path}: id key is {len(key)} bytes; use at least 16 random bytes as hex "
+                             "(e.g. python -c \"import secrets; print(secrets.token_hex(32))\")")
+    return key
+
+
+def id_key(secrets_dir: Path, key_file: str | None = None) -> bytes:
+    """The key that hashes patient and image ids: key_file if given, else the store's own (created once)."""
+    if key_file:
+        return _read_key(Path(key_file).expanduser())
+    path = Path(secrets_dir) / KEY_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # atomic and exclusive: when two runs race, the first key wins and both read it
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return _read_key(path)
+
+
+@contextmanager
+def using_id_key(key: bytes) -> Iterator[None]:
+    """Hash ids with key inside the block (the data stage sets the store's key around an adapter)."""
+    token = _KEY.set(key)
+    try:
+        yield
+    finally:
+        _KEY.reset(token)
+
+
 def anon_id(name: str, salt: str, kind: str, original: str) -> str:
-    """A salted SHA-256 of an original id (16 hex digits): stable per data set, never the id itself."""
-    digest = hashlib.sha256("\0".join((name, salt, kind, str(original))).encode()).hexdigest()[:16]
+    """A keyed hash (HMAC-SHA256, 16 hex digits) of an original id: stable per store and key, never the id itself,
+    and not reversible by guessing ids without the key."""
+    key = _KEY.get() or _PROCESS_KEY
+    digest = hmac.new(key, "\0".join((name, salt, kind, str(original))).encode(), hashlib.sha256).hexdigest()[:16]
     return f"{kind[0]}{digest}"

@@ -214,7 +214,8 @@ def run_plan_ray(plan: Plan, store: Store, ctx: StageContext, force: set[str] = 
 def _schedule(ray: Any, plan: Plan, store: Store, ctx: StageContext, force: set[str], progress: bool,
               options: RayOptions, log_dir: Path, run_id: str) -> dict[str, StageOutcome]:
     root, log_dir = store.root.resolve(), log_dir.resolve()  # workers may start in another folder
-    remote_ctx = replace(ctx, progress=False, cache_dir=ctx.cache_dir.resolve() if ctx.cache_dir else None)
+    remote_ctx = replace(ctx, progress=False, cache_dir=ctx.cache_dir.resolve() if ctx.cache_dir else None,
+                         secrets_dir=ctx.secrets_dir.resolve() if ctx.secrets_dir else None)
     cpu_task, gpu_task = ray.remote(_run_stage), ray.remote(num_gpus=1, max_calls=1)(_run_gpu_stage)
     largest = _largest_node()
     if not largest["CPU"]:

@@ -6,9 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ImageSet", "SPLITS"]
+__all__ = ["ImageSet", "SPLITS", "unique_in_order"]
 
 SPLITS = ("train", "val", "test")
+
+
+def unique_in_order(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values in order of first appearance, and each row's index into them (np.unique sorts instead).
+    Splits follow the data set's own order, so that keyed (per-store) ids do not change which patient goes where."""
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return values[np.sort(first)], rank[inverse.ravel()]
 
 
 @dataclass

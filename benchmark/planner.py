@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from benchmark.compatibility import check_matrix
 from benchmark.config import MatrixConfig, ModelSpec, budget_label, parse_budget
@@ -72,6 +73,21 @@ def _budgets(config: MatrixConfig, attack: object, entry: object) -> tuple[float
     return budgets
 
 
+def _check_inputs(config: MatrixConfig, dataset: object) -> None:
+    """Before any work: the data set's options (when its entry can check them) and every local checkpoint file."""
+    check = dataset.meta.get("check_options")
+    if check is not None:
+        try:
+            check(config.dataset)
+        except BenchmarkError as exc:
+            raise BenchmarkError(f"{config.source}: {exc}") from None
+    for i, model in enumerate(config.models):
+        path = model.train.checkpoint
+        if path and not Path(path).expanduser().is_file():
+            raise BenchmarkError(f"{config.source}: models[{i}].checkpoint: {path!r} is not a file; give the path "
+                                 "of a local state_dict (torch.save(model.state_dict(), path))")
+
+
 def plan_matrix(config: MatrixConfig) -> Plan:
     """The DAG for every (model x defense x attack x budget) cell; unknown names fail before anything runs."""
     b = _Builder()
@@ -81,6 +97,7 @@ def plan_matrix(config: MatrixConfig) -> Plan:
     attacks = [(a, get_entry("attacks", a.name)) for a in config.attacks]
     attacks = [(a, e, _budgets(config, a, e)) for a, e in attacks]
     check_matrix(config)  # threat-model checks per cell: refuse what cannot run honestly, warn where unsure
+    _check_inputs(config, dataset)  # data set options and checkpoint files: before anything is written
     seed = config.run.seed
     data = b.add("data", f"data {dataset.name}@{config.dataset.image_size}px",
                  {"dataset": asdict(config.dataset)}, {}, {f"dataset:{dataset.name}": dataset.version})

@@ -11,9 +11,9 @@ import pydicom
 from tqdm.auto import tqdm
 
 from benchmark.dataset_folder import anon_id
-from benchmark.dicom_io import transform_mask
+from benchmark.dicom_io import reason, transform_mask
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import SPLITS, ImageSet
+from benchmark.imageset import SPLITS, ImageSet, unique_in_order
 from benchmark.preprocess_cache import cached_read
 
 __all__ = ["Record", "limit_records", "official_splits", "read_records"]
@@ -71,14 +71,34 @@ def _native_mask(record: Record, info: dict[str, Any]) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def _reason(path: Path, exc: BenchmarkError) -> str:
-    text = str(exc)
-    return text[len(str(path)) + 2:] if text.startswith(f"{path}: ") else text
+def _file_token(name: str, salt: str, path: Path, root: str | None) -> str:
+    """The anonymous token of a file: its path relative to the data set root (when under it), hashed."""
+    rel = Path(path)
+    if root:
+        try:
+            rel = Path(path).relative_to(Path(root))
+        except ValueError:
+            pass
+    return anon_id(name, salt, "file", rel.as_posix())
+
+
+def _read_one(record: Record, size: int,
+              modalities: tuple[str, ...]) -> tuple[np.ndarray, int | None, np.ndarray | None]:
+    """One record's image, label and transformed lesion mask (None without one)."""
+    arr, info = cached_read(record.path, size, allowed_modalities=modalities)
+    label = record.label_from_info(info) if record.label_from_info is not None else record.label
+    if label is None:
+        return arr, None, None
+    native = _native_mask(record, info) if (record.boxes or record.mask_files) else None
+    return arr, int(label), (transform_mask(native, info) > 0 if native is not None else None)
 
 
 def read_records(name: str, spec: Any, records: list[Record], options: dict[str, Any],
                  meta: dict[str, Any]) -> ImageSet:
-    """Read every record through the preprocessing cache; bad files are skipped and listed or stop the run."""
+    """Read every record through the preprocessing cache; bad files are skipped and listed or stop the run.
+
+    A skip entry is {"file": anonymous token, "reason": one line}: neither names the path (file names carry ids).
+    """
     size, skip_bad = int(spec.image_size), bool(getattr(spec, "skip_bad", True))
     first: dict[str, Record] = {}
     for record in records:  # an image listed twice is read once
@@ -92,35 +112,37 @@ def read_records(name: str, spec: Any, records: list[Record], options: dict[str,
     skipped: list[dict[str, str]] = []
     unlabelled = 0
     modalities = tuple(options.get("modalities") or ("MG",))
+    salt = str(options.get("id_salt") or "")
+    root = options.get("root")
     for record in tqdm(records, desc=f"read {name}", unit="img", disable=None, leave=False):
         try:
-            arr, info = cached_read(record.path, size, allowed_modalities=modalities)
-        except BenchmarkError as exc:
+            arr, label, mask = _read_one(record, size, modalities)
+        except Exception as exc:  # noqa: BLE001 -- one bad file is a skip entry, never the whole data set's failure
+            entry = {"file": _file_token(name, salt, record.path, root), "reason": reason(exc, Path(record.path))}
             if not skip_bad:
-                raise
-            skipped.append({"path": str(record.path), "reason": _reason(record.path, exc)})
+                raise BenchmarkError(f"data set {name}: file {entry['file']} (anonymised path): {entry['reason']}; "
+                                     "set dataset.skip_bad: true to skip and list such files") from None
+            skipped.append(entry)
             continue
-        label = record.label_from_info(info) if record.label_from_info is not None else record.label
         if label is None:
             unlabelled += 1
             continue
         row = len(kept)
         images[row, 0] = arr
-        native = _native_mask(record, info) if (record.boxes or record.mask_files) else None
-        if native is not None:
-            masks[row, 0] = transform_mask(native, info) > 0
-        kept.append((record, int(label)))
+        if mask is not None:
+            masks[row, 0] = mask
+        kept.append((record, label))
     if not kept:
         raise BenchmarkError(f"data set {name}: no readable images ({len(skipped)} skipped"
-                             f"{', e.g. ' + skipped[0]['path'] + ': ' + skipped[0]['reason'] if skipped else ''})")
-    salt = str(options.get("id_salt") or "")
+                             f"{', e.g. file ' + skipped[0]['file'] + ': ' + skipped[0]['reason'] if skipped else ''})")
     labels = np.array([label for _, label in kept], np.int64)
     patients = np.array([anon_id(name, salt, "patient", r.patient) for r, _ in kept])
     ids = np.array([anon_id(name, salt, "image", r.image) for r, _ in kept])
     splits, split_meta = official_splits([r.split for r, _ in kept], patients, labels, spec)
     n = len(kept)
     meta = {**meta, **split_meta, "images": n, "positives": int(labels.sum()), "patients": len(set(patients)),
-            "skipped": skipped, "ids": "salted SHA-256 (data set name, options.id_salt, original id), 16 hex digits"}
+            "skipped": skipped,
+            "ids": "HMAC-SHA256 under the store's secret id key of (data set name, options.id_salt, original id)"}
     if unlabelled:
         meta["excluded_after_reading"] = unlabelled
     if duplicates:
@@ -149,7 +171,7 @@ def official_splits(splits: list[str | None], patients: np.ndarray, labels: np.n
         train_share, val_share = float(spec.split[0]), float(spec.split[1])
         fraction = val_share / (train_share + val_share)
         train = out == "train"
-        uniq, inverse = np.unique(patients[train], return_inverse=True)
+        uniq, inverse = unique_in_order(patients[train])
         positive = np.zeros(len(uniq), bool)
         np.logical_or.at(positive, inverse, labels[train] == 1)
         rng = np.random.default_rng(int(spec.seed))

@@ -11,6 +11,7 @@ from typing import Any, Callable, TypeVar
 
 from benchmark.code_version import object_version
 from benchmark.errors import BenchmarkError
+from benchmark.names import NAME_PATTERN, NAME_RULE
 
 __all__ = ["KINDS", "Entry", "Registry", "get_registry", "register_model", "register_attack",
            "register_defense", "register_dataset", "load_all", "list_entries", "get_entry"]
@@ -46,8 +47,10 @@ class Registry:
         self.current_source: str | None = None  # set while a plugin module is being imported
 
     def add(self, name: str, obj: Any, source: str | None = None, **meta: Any) -> Entry:
-        """Register obj under name; raise if the name is taken by another object."""
+        """Register obj under name; raise if the name is taken by another object or is not a safe name."""
         source = source or self.current_source or _source_of(obj)
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise BenchmarkError(f"{self.kind[:-1]} name {name!r} from {source} is not allowed: {NAME_RULE}")
         old = self._entries.get(name)
         if old is not None:
             if old.obj is obj or (getattr(old.obj, "__qualname__", None) == getattr(obj, "__qualname__", 0)

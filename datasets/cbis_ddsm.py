@@ -6,7 +6,7 @@ from typing import Any
 
 import pydicom
 
-from benchmark.dataset_folder import bad_value, parse_options, read_table, require_root
+from benchmark.dataset_folder import bad_value, folder_check, parse_options, read_table, require_root
 from benchmark.errors import BenchmarkError
 from benchmark.imageset import ImageSet
 from benchmark.record_reader import Record, read_records
@@ -75,7 +75,8 @@ def _label_files(root: Path, kinds: list[str]) -> list[tuple[Path, str]]:
     return found
 
 
-@register_dataset(NAME, masks=("roi_masks", OWN["roi_masks"][0]))  # lesion masks iff roi_masks
+@register_dataset(NAME, masks=("roi_masks", OWN["roi_masks"][0]),  # lesion masks iff roi_masks
+                  check_options=folder_check(NAME, OWN, LAYOUT))
 def cbis_ddsm(spec: Any, workdir: Path) -> ImageSet:
     """CBIS-DDSM, local copy; positive = pathology MALIGNANT; official train/test, val carved by patient."""
     options = parse_options(NAME, spec.options, OWN)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.dataset_folder import (
+    folder_check,
     LINE,
     bad_value,
     parse_options,
@@ -85,7 +86,7 @@ def _files(root: Path, subjects: set[str]) -> dict[str, list[Path]]:
     return out
 
 
-@register_dataset(NAME, masks=False)
+@register_dataset(NAME, masks=False, check_options=folder_check(NAME, {}, LAYOUT))
 def cmmd(spec: Any, workdir: Path) -> ImageSet:
     """CMMD, local copy; positive = classification Malignant for the breast shown (ImageLaterality)."""
     options = parse_options(NAME, spec.options, {})

@@ -7,6 +7,7 @@ from typing import Any
 import pydicom
 
 from benchmark.dataset_folder import (
+    folder_check,
     bad_value,
     parse_options,
     read_table,
@@ -39,7 +40,7 @@ def _dicom_patient(path: Path) -> str:
     return f"dicom:{value}" if value.strip() else f"file:{path}"
 
 
-@register_dataset(NAME, masks=False)
+@register_dataset(NAME, masks=False, check_options=folder_check(NAME, OWN, LAYOUT, required=("labels",)))
 def dicom_folder(spec: Any, workdir: Path) -> ImageSet:
     """A local folder of DICOM mammograms with a label CSV; positive = label in positive_values."""
     options = parse_options(NAME, spec.options, OWN)

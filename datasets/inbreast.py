@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.dataset_folder import (
+    folder_check,
     bad_value,
     parse_options,
     read_table,
@@ -47,7 +48,8 @@ def _dicoms(folder: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
-@register_dataset(NAME, masks=False)  # AllXML contours are not read
+@register_dataset(NAME, masks=False,  # AllXML contours are not read
+                  check_options=folder_check(NAME, OWN, LAYOUT))
 def inbreast(spec: Any, workdir: Path) -> ImageSet:
     """INbreast, local copy; positive = Bi-Rads 4a-6, negative = 1-2, Bi-Rads 3 excluded by default."""
     options = parse_options(NAME, spec.options, OWN)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.dataset_folder import (
+    folder_check,
     bad_value,
     parse_options,
     read_table,
@@ -23,7 +24,7 @@ POSITIVE = "cancer == 1 in train.csv (about 2% of images); cancer == 0 negative"
 OWN: dict[str, tuple[Any, type]] = {"labels": ("train.csv", str), "images": ("train_images", str)}
 
 
-@register_dataset(NAME, masks=False)
+@register_dataset(NAME, masks=False, check_options=folder_check(NAME, OWN, LAYOUT))
 def rsna_screening(spec: Any, workdir: Path) -> ImageSet:
     """RSNA Screening Mammography (Kaggle 2022), local copy; positive = cancer == 1; split by patient."""
     options = parse_options(NAME, spec.options, OWN)

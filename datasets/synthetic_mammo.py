@@ -71,7 +71,8 @@ def parse_options(options: dict[str, Any], image_size: int) -> tuple[SynthConfig
     return config, count, _number("bits_stored", opt["bits_stored"], 10, 16, integer=True)
 
 
-@register_dataset("synthetic-mammo", masks=True)
+@register_dataset("synthetic-mammo", masks=True,
+                  check_options=lambda spec: parse_options(dict(spec.options or {}), spec.image_size))
 def synthetic_mammo(spec: Any, workdir: Path) -> ImageSet:
     """Procedural synthetic mammograms (1/f^beta parenchyma, masses, calcifications) written as DICOM MG."""
     size = int(spec.image_size)

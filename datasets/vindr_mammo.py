@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.dataset_folder import (
+    folder_check,
     bad_value,
     parse_options,
     read_table,
@@ -57,7 +58,8 @@ def _boxes(path: Path, wanted: set[str]) -> dict[str, list[tuple[float, float, f
     return out
 
 
-@register_dataset(NAME, masks=("masks", OWN["masks"][0]))  # finding boxes iff masks (and the CSV)
+@register_dataset(NAME, masks=("masks", OWN["masks"][0]),  # finding boxes iff masks (and the CSV)
+                  check_options=folder_check(NAME, OWN, LAYOUT))
 def vindr_mammo(spec: Any, workdir: Path) -> ImageSet:
     """VinDr-Mammo, local copy; positive = breast BI-RADS in positive_birads (default 5), negative BI-RADS 1."""
     options = parse_options(NAME, spec.options, OWN)

@@ -1,4 +1,4 @@
-"""DICOM writer and reader: tags, round trip, inversion, windowing, geometry with masks, one-line errors."""
+"""DICOM writer and reader: tags, round trip, inversion, windowing, robust window, geometry, one-line errors."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,13 +6,18 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1
 
-from benchmark.dicom_io import (MG_FOR_PRESENTATION, MG_FOR_PROCESSING, SYNTHETIC_COMMENT, SyntheticDicomMeta,
-                                crop_flip_resize, load_pixels, quantize, read_mammogram, transform_mask,
-                                write_mammogram)
+from scipy import ndimage
+
+from benchmark.dicom_io import (MG_FOR_PRESENTATION, MG_FOR_PROCESSING, REASON_CHARS, SYNTHETIC_COMMENT,
+                                SyntheticDicomMeta, crop_flip_resize, load_pixels, quantize, read_mammogram, reason,
+                                transform_mask, write_mammogram)
 from benchmark.errors import BenchmarkError
 
 
@@ -45,7 +50,7 @@ def _error(path: Path, **kwargs: object) -> str:
     with pytest.raises(BenchmarkError) as info:
         load_pixels(path, **kwargs)
     message = str(info.value)
-    assert path.name in message and "\n" not in message
+    assert path.name not in message and str(path) not in message and "\n" not in message
     return message
 
 
@@ -209,3 +214,114 @@ def test_compressed_without_decoder_names_the_packages(tmp_path: Path) -> None:
     ds.save_as(path)
     message = _error(path)
     assert "compressed" in message and "pylibjpeg" in message and "gdcm" in message
+
+
+# --- robust window (no VOI window or LUT) -------------------------------------------------------------------------
+
+def _tissue(h: int = 160, w: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A breast of textured tissue (mean 0.4, sd 0.07) on a dark background, its mask and a 2.3% lesion disk."""
+    y, x = np.mgrid[0:h, 0:w].astype(float)
+    breast = (x / 100) ** 2 + ((y - h / 2) / 70) ** 2 < 1
+    noise = ndimage.gaussian_filter(np.random.default_rng(0).normal(size=(h, w)), 3)
+    image = np.clip(np.where(breast, 0.4 + 0.07 * noise / noise.std(), 0.03), 0, 1)
+    return image, breast, (x - 40) ** 2 + (y - h / 2) ** 2 < 9 ** 2
+
+
+def _without_window(path: Path) -> Path:
+    ds = pydicom.dcmread(path)
+    del ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("bits", [12, 16])
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_a_lesion_does_not_change_the_tissue_level(tmp_path: Path, bits: int, photometric: str) -> None:
+    image, breast, lesion = _tissue()
+    rest = breast & ~lesion
+    new, old = [], []
+    for name, pixels in (("plain.dcm", image), ("lesion.dcm", np.where(lesion, 0.95, image))):
+        path = _without_window(_write(tmp_path, name, image=pixels, bits_stored=bits, photometric=photometric))
+        arr, info = load_pixels(path)
+        assert info["voi"] == "robust" and info["voi_function"] == "" and arr.dtype == np.float32
+        new.append(float(np.median(arr[rest])))
+        raw = pydicom.dcmread(path).pixel_array.astype(float)  # the former min/max scaling, by hand
+        scaled = (raw - raw.min()) / (raw.max() - raw.min())
+        old.append(float(np.median((1 - scaled if photometric == "MONOCHROME1" else scaled)[rest])))
+    assert abs(new[1] - new[0]) <= 0.02  # measured 0.015 (12 and 16 bits, either photometric)
+    assert abs(old[1] - old[0]) > 0.15  # measured 0.19: min/max scaling darkens the breast around a bright lesion
+    assert 0.6 < new[0] < 0.8 and np.median(load_pixels(path)[0][~breast]) == 0.0
+
+
+def test_robust_window_maps_the_breast_and_keeps_monochrome1_bright(tmp_path: Path) -> None:
+    image, breast, _ = _tissue()
+    m2 = load_pixels(_without_window(_write(tmp_path, "m2.dcm", image=image)))[0]
+    m1 = load_pixels(_without_window(_write(tmp_path, "m1.dcm", image=image, photometric="MONOCHROME1")))[0]
+    np.testing.assert_allclose(m1, m2, atol=1e-6)
+    assert np.percentile(m2[breast], 95) == pytest.approx(0.9, abs=0.01)
+
+
+# --- every header field the reader uses: a one-line reason naming it ---------------------------------------------
+
+def _set(**fields: object):
+    """Set fields; text (DS, IS, CS) as raw bytes, so that pydicom writes a malformed value as it is."""
+    def change(ds: pydicom.Dataset) -> None:
+        for keyword, value in fields.items():
+            if isinstance(value, int):
+                setattr(ds, keyword, value)
+                continue
+            data = "\\".join(value if isinstance(value, list) else [value]).encode()
+            tag = Tag(keyword)
+            ds[tag] = RawDataElement(tag, dictionary_VR(tag), len(data + b" " * (len(data) % 2)),
+                                     data + b" " * (len(data) % 2), 0, False, True)
+    return change
+
+
+def _bad_voi_lut(ds: pydicom.Dataset) -> None:
+    item = pydicom.Dataset()
+    item.LUTDescriptor = [4096, 0, 12]
+    ds.VOILUTSequence = [item]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (_set(WindowWidth="0"), "WindowWidth is 0; expected >= 1"),
+    (_set(WindowWidth="NaN"), "WindowWidth"),
+    (_set(WindowCenter="abc"), "WindowCenter"),
+    (_set(VOILUTFunction="CUBIC"), "VOILUTFunction is CUBIC"),
+    (_set(NumberOfFrames="many"), "NumberOfFrames"),
+    (_set(NumberOfFrames="3"), "multi-frame"),
+    (_bad_voi_lut, "VOILUTSequence item has no LUTData"),
+    (_set(PixelSpacing=["0.1", "abc"]), "PixelSpacing"),
+    (_set(ImagerPixelSpacing=["0", "0.1"]), "ImagerPixelSpacing"),
+    (_set(BitsStored=20), "BitsStored is 20"),
+    (_set(BitsAllocated=12), "BitsAllocated"),
+    (_set(HighBit=15), "HighBit"),
+    (_set(PixelRepresentation=3), "PixelRepresentation"),
+    (_set(SamplesPerPixel=3), "SamplesPerPixel"),
+    (_set(Rows=0), "Rows"),
+    (_set(RescaleSlope="abc", RescaleIntercept="0"), "RescaleSlope"),
+    (_set(RescaleSlope="0", RescaleIntercept="0"), "RescaleSlope is 0"),
+    (_set(PresentationLUTShape="SIDEWAYS"), "PresentationLUTShape"),
+])
+def test_malformed_header_fields_are_named(tmp_path: Path, change, expected: str) -> None:
+    path = _write(tmp_path, "DOE^JANE_MRN123456.dcm")
+    ds = pydicom.dcmread(path)
+    change(ds)
+    ds.save_as(path)
+    assert expected in _error(path)
+
+
+@pytest.mark.parametrize("value, expected", [(0, "all pixels 0"), (1234, "all pixels 1234")])
+def test_constant_and_black_images_are_refused(tmp_path: Path, value: int, expected: str) -> None:
+    path = tmp_path / "flat.dcm"
+    write_mammogram(path, np.full((40, 30), value, np.uint16), _meta())
+    message = _error(path)
+    assert "constant image" in message and expected in message and "nothing to learn from" in message
+
+
+def test_any_exception_becomes_a_one_line_reason_without_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "SMITH^ANN_ACC99887766.dcm"
+    assert reason(ValueError(f"bad thing in\n {path}:\tpos 3"), path) == "ValueError: bad thing in <file>: pos 3"
+    assert "ACC99887766" not in reason(KeyError(path.name), path)
+    assert reason(MemoryError(), path) == "image too large to load (MemoryError)"
+    assert len(reason(RuntimeError("x" * 5000), path)) == REASON_CHARS

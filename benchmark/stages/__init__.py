@@ -18,6 +18,7 @@ class StageContext:
     attack_batch_size: int = 64
     progress: bool = True
     cache_dir: Path | None = None  # caches shared by runs (e.g. preprocessed DICOMs); not part of any artifact key
+    secrets_dir: Path | None = None  # the store's private folder (the id key); never in an artifact or a leaderboard
 
 
 Runner = Callable[[dict, dict[str, Path], Path, StageContext], None]

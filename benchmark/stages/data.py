@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from benchmark import preprocess_cache
 from benchmark.config import DatasetSpec
+from benchmark.dataset_folder import id_key, using_id_key
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import SPLITS, ImageSet
+from benchmark.imageset import SPLITS, ImageSet, unique_in_order
 from benchmark.registry import get_entry
 
 __all__ = ["check_patient_splits", "load", "patient_split", "run"]
+
 
 
 def patient_split(patients: np.ndarray, labels: np.ndarray, fractions: tuple[float, float, float],
@@ -20,7 +23,7 @@ def patient_split(patients: np.ndarray, labels: np.ndarray, fractions: tuple[flo
     """Assign train/val/test per patient (no patient in two splits), stratified by whether a patient is positive."""
     out = np.empty(len(patients), dtype="<U5")
     rng = np.random.default_rng(seed)
-    uniq, inverse = np.unique(patients, return_inverse=True)
+    uniq, inverse = unique_in_order(patients)
     positive = np.zeros(len(uniq), dtype=bool)
     np.logical_or.at(positive, inverse, labels == 1)
     patient_split_of = np.empty(len(uniq), dtype="<U5")
@@ -47,8 +50,11 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     spec = DatasetSpec(**{**params["dataset"], "split": tuple(params["dataset"]["split"])})
     entry = get_entry("datasets", spec.name)
     (out / "source").mkdir()
-    cache_dir = getattr(ctx, "cache_dir", None)
-    with preprocess_cache.using(Path(cache_dir) / "preprocess" if cache_dir is not None else None) as cache:
+    cache_dir, secrets_dir = getattr(ctx, "cache_dir", None), getattr(ctx, "secrets_dir", None)
+    key_file = (spec.options or {}).get("id_key_file")
+    key = id_key(Path(secrets_dir), key_file) if secrets_dir is not None or key_file else None
+    with (preprocess_cache.using(Path(cache_dir) / "preprocess" if cache_dir is not None else None) as cache,
+          using_id_key(key) if key is not None else nullcontext()):
         data: ImageSet = entry.obj(spec, out / "source")
     if not np.isfinite(data.images).all() or data.images.min() < 0 or data.images.max() > 1:
         raise BenchmarkError(f"data set {spec.name}: images must be finite and in [0, 1]")
