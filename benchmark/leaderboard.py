@@ -17,7 +17,6 @@ from filelock import FileLock
 
 from benchmark.config import budget_label
 from benchmark.errors import BenchmarkError
-from benchmark.names import NAME_PATTERN, NAME_RULE
 from benchmark.leaderboard_entry import (
     BOARDS,
     board_attacks,
@@ -33,6 +32,7 @@ from benchmark.leaderboard_entry import (
 from benchmark.leaderboard_markdown import render_boards_markdown, render_csv
 from benchmark.masking_checks import evaluate, marks, verdict
 from benchmark.metrics import balanced_accuracy, rate, to_jsonable
+from benchmark.names import NAME_PATTERN, NAME_RULE
 
 __all__ = ["ENTRY_SCHEMA", "board_entries", "build_entries", "load_entries", "rank",
            "refresh_checks", "render_markdown", "write_leaderboard"]
@@ -262,12 +262,10 @@ def render_markdown(entries: list[dict], dataset: str) -> str:
 
 
 def _entry_file(folder: Path, entry: dict) -> Path:
-    """folder/<model>--<defense>.json, refused when a name would lead outside folder (names come from plugins)."""
-    path = folder / f"{entry['model']}--{entry['defense']}.json"
-    names_ok = all(isinstance(entry[k], str) and NAME_PATTERN.fullmatch(entry[k]) for k in ("model", "defense"))
-    if not names_ok or path.resolve().parent != folder.resolve():
+    """folder/<model>--<defense>.json; a name outside the safe pattern (no /, no leading dot) is refused."""
+    if not all(isinstance(entry[k], str) and NAME_PATTERN.fullmatch(entry[k]) for k in ("model", "defense")):
         raise BenchmarkError(f"entry {entry['model']!r} + {entry['defense']!r}: refused as file names; {NAME_RULE}")
-    return path
+    return folder / f"{entry['model']}--{entry['defense']}.json"
 
 
 def _write_json(path: Path, data: object) -> None:

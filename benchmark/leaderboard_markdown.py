@@ -67,7 +67,8 @@ def _gan_rows(entries: list[dict], at_argmax: bool) -> list[str]:
             if not view:
                 continue
             row = [md_text(e["model"]), md_text(e["defense"]) + (" ⚠" if e.get("unreliable") else ""),
-                   f"{md_text(g['attack'])} ({g['evaluation']})", fmt_count(view["pos_to_neg"]), fmt_count(view["neg_to_pos"]),
+                   f"{md_text(g['attack'])} ({g['evaluation']})", fmt_count(view["pos_to_neg"]),
+                   fmt_count(view["neg_to_pos"]),
                    fmt_pct(view.get("balanced")), fmt_pct(view.get("study_mix")), fmt_count(view["overall"])]
             if not at_argmax:
                 area = g.get("area_changed")

@@ -147,9 +147,7 @@ def test_a_mask_attack_on_a_data_set_without_masks_is_refused(tmp_path: Path, te
 
 
 def test_lesion_pgd_declares_that_it_needs_masks(tmp_path: Path) -> None:
-    needs = get_entry("attacks", "lesion-pgd").meta.get("needs")
-    if needs != "masks" and "masks" not in (needs or ()):
-        pytest.skip("attacks/lesion_pgd.py does not declare needs=\"masks\" yet")
+    assert get_entry("attacks", "lesion-pgd").meta.get("needs") == "masks"
     message = _error(_config(tmp_path, {"name": "inbreast", "options": {"root": "/data"}},
                              attacks=[{"name": "lesion-pgd", "budgets": ["1/255"]}]))
     assert "attacks 'lesion-pgd' needs lesion masks and data set 'inbreast' has none" in message

@@ -202,7 +202,10 @@ def test_speed(tmp_path: Path) -> None:
         pass
     generated = time.perf_counter() - start
     start = time.perf_counter()
-    synthetic_mammo(_spec(256, count=200), tmp_path)
+    data = synthetic_mammo(_spec(256, count=200), tmp_path)
     entry = time.perf_counter() - start
     print(f"200 images at 256 px: generate {generated:.2f} s, with DICOM write + read-back {entry:.2f} s "
           f"(x10 for 2,000: {10 * generated:.0f} s / {10 * entry:.0f} s)")
+    # what the timed call made: 200 DICOM files read back into 200 images, half positive, each with a lesion mask
+    assert len(list((tmp_path / "dicom").glob("*.dcm"))) == 200 and data.images.shape == (200, 1, 256, 256)
+    assert data.labels.sum() == 100 and (data.masks.reshape(200, -1).max(1) == data.labels).all()
