@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmark import dicom_io
+from benchmark.atomic_file import atomic_write
 from benchmark.code_version import module_version
 
 __all__ = ["CacheStats", "active", "cache_key", "cached_read", "using"]
@@ -104,17 +103,6 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _atomic_write(target: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load(base: Path, size: int) -> tuple[np.ndarray, dict[str, Any]] | None:
     try:
         info = _decode(json.loads(base.with_suffix(".json").read_text()))
@@ -128,9 +116,9 @@ def _load(base: Path, size: int) -> tuple[np.ndarray, dict[str, Any]] | None:
 
 def _store(base: Path, arr: np.ndarray, info: dict[str, Any]) -> None:
     base.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(base.with_suffix(".npy"), lambda fh: np.save(fh, arr, allow_pickle=False))
+    atomic_write(base.with_suffix(".npy"), lambda fh: np.save(fh, arr, allow_pickle=False))
     text = json.dumps(_encode(info), sort_keys=True).encode()
-    _atomic_write(base.with_suffix(".json"), lambda fh: fh.write(text))  # written last: marks the entry complete
+    atomic_write(base.with_suffix(".json"), lambda fh: fh.write(text))  # written last: marks the entry complete
 
 
 def cached_read(path: Path, size: int, **read_kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:

@@ -1,7 +1,6 @@
 """The one front door for running: validate, plan, execute, record, and write the leaderboard."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
+from benchmark.atomic_file import atomic_write
 from benchmark.compatibility import CompatibilityWarning
 from benchmark.config import MatrixConfig
 from benchmark.device import resolve_device
@@ -88,16 +88,8 @@ def _new_run_dir(records: Path, started: float, digest: str) -> Path:
 
 
 def _write_latest(records: Path, run_id: str) -> None:
-    """Point records/LATEST at run_id atomically (temp file, then rename): a reader never sees half a name."""
-    fd, tmp = tempfile.mkstemp(prefix=".LATEST-", dir=records)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(run_id + "\n")
-        os.replace(tmp, records / "LATEST")
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Point records/LATEST at run_id atomically: a reader never sees half a name."""
+    atomic_write(records / "LATEST", lambda fh: fh.write(f"{run_id}\n".encode()))
 
 
 def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
