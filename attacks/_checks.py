@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from benchmark.entry_options import Option, read_options
+from benchmark.options import Option, read_options
 from benchmark.errors import BenchmarkError
 
 __all__ = ["L2_BUDGETS", "LINF_BUDGETS", "Option", "check_batch", "generator", "read_options"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.art_adapter import art_generate
+from benchmark.attacking.art_adapter import art_generate
 from benchmark.entry_api import AttackContext
 from benchmark.registry import register_attack
-from benchmark.torch_attacks import project
+from benchmark.attacking.torch_attacks import project
 
 from ._checks import L2_BUDGETS, Option, check_batch, read_options
 

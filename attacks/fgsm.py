@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark import torch_attacks
+from benchmark.attacking import torch_attacks
 from benchmark.entry_api import AttackContext
 from benchmark.registry import register_attack
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.gan_training import GanSchedule, schedule_from_options
+from benchmark.gan.training import GanSchedule, schedule_from_options
 from benchmark.registry import register_attack
 
 __all__ = ["gan", "gan_transfer", "check_options", "GAN_OPTIONS"]

@@ -5,10 +5,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.art_adapter import art_generate
+from benchmark.attacking.art_adapter import art_generate
 from benchmark.entry_api import AttackContext
 from benchmark.registry import register_attack
-from benchmark.torch_attacks import project
+from benchmark.attacking.torch_attacks import project
 
 from ._checks import LINF_BUDGETS, Option, check_batch, read_options
 

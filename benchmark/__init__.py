@@ -3,26 +3,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["run", "list_entries", "load_config"]
+__all__ = ["run", "list_components", "load_config"]
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from benchmark.config import MatrixConfig
-    from benchmark.registry import Entry
-    from benchmark.runner import RunResult
+    from benchmark.registry import Component
+    from benchmark.execution.matrix import RunResult
 
 
 def run(config: "MatrixConfig | str | None" = None, **kwargs: Any) -> "RunResult":
     """Run a matrix config (object, TOML path, or None for the default) and return its results."""
     from benchmark.config import MatrixConfig, load_config
-    from benchmark.runner import run as _run
+    from benchmark.execution.matrix import run as _run
 
     return _run(config if isinstance(config, MatrixConfig) else load_config(config), **kwargs)
 
 
-def list_entries(kind: str) -> "list[Entry]":
+def list_components(kind: str) -> "list[Component]":
     """Registered entries of one kind: models, attacks, defenses or datasets."""
-    from benchmark.registry import list_entries as _list
+    from benchmark.registry import list_components as _list
 
     return _list(kind)
 

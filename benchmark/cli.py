@@ -11,7 +11,7 @@ from rich.table import Table
 
 from benchmark.config import budget_label, load_config
 from benchmark.errors import BenchmarkError
-from benchmark.registry import KINDS, list_entries
+from benchmark.registry import KINDS, list_components
 
 __all__ = ["CI_CONFIG", "main"]
 
@@ -76,7 +76,7 @@ def _cmd_list(kind: str | None) -> int:
         table = Table(title=k, title_justify="left", show_lines=False)
         for col in ("name", "description", "registered from"):
             table.add_column(col)
-        for e in list_entries(k):
+        for e in list_components(k):
             table.add_row(e.name, e.doc, e.source)
         _console.print(table)
     return 0
@@ -115,7 +115,7 @@ def _ray_options(args: argparse.Namespace) -> object | None:
         return None
     if (args.ray_workers is not None and args.ray_workers < 1) or args.cpus_per_task < 1:
         raise BenchmarkError("--ray-workers and --cpus-per-task must be at least 1")
-    from benchmark.executor_ray import RayOptions
+    from benchmark.execution.ray_cluster import RayOptions
 
     return RayOptions(args.address, args.ray_workers, args.cpus_per_task)
 
@@ -123,7 +123,7 @@ def _ray_options(args: argparse.Namespace) -> object | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from benchmark.runner import run
+    from benchmark.execution.matrix import run
 
     config = load_config(args.config)
     single = any((args.model, args.defense, args.attack))
@@ -157,7 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from benchmark.results import read_run, resolve_run
+    from benchmark.execution.records import read_run, resolve_run
 
     config = load_config(args.config)
     manifest, table = read_run(resolve_run(config.run.store, args.run))
@@ -173,9 +173,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import load_entries, refresh_checks, write_leaderboard
-    from benchmark.leaderboard_source import latest_run, publish_run
-    from benchmark.results import resolve_run
+    from benchmark.leaderboard.board import load_entries, refresh_checks, write_leaderboard
+    from benchmark.leaderboard.source import latest_run, publish_run
+    from benchmark.execution.records import resolve_run
 
     config = load_config(args.config)
     folder = config.run.leaderboards / config.dataset.name
@@ -202,11 +202,11 @@ def _baseline_folder(path: Path, dataset: str) -> Path:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import load_entries
-    from benchmark.leaderboard_source import load_run
-    from benchmark.regression_gate import compare
-    from benchmark.results import resolve_run
-    from benchmark.runner import run
+    from benchmark.leaderboard.board import load_entries
+    from benchmark.leaderboard.source import load_run
+    from benchmark.leaderboard.gate import compare
+    from benchmark.execution.records import resolve_run
+    from benchmark.execution.matrix import run
 
     config = load_config(args.config or CI_CONFIG)
     folder = _baseline_folder(args.baseline or config.run.leaderboards, config.dataset.name)

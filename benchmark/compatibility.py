@@ -23,7 +23,7 @@ from benchmark.config import (
 )
 from benchmark.entry_api import ACCESS, THREATS
 from benchmark.errors import BenchmarkError
-from benchmark.registry import Entry, get_entry
+from benchmark.registry import Component, get_component
 
 __all__ = ["CompatibilityWarning", "check_cell", "check_matrix", "dataset_has_masks"]
 
@@ -39,8 +39,8 @@ class CompatibilityWarning(UserWarning):
 
 def check_cell(config: MatrixConfig, model: ModelSpec, defense: DefenseSpec, attack: AttackSpec) -> None:
     """Raise BenchmarkError if this cell cannot be run honestly; issue CompatibilityWarning where it looks wrong."""
-    a_entry = get_entry("attacks", attack.name)
-    d_entry = get_entry("defenses", defense.name)
+    a_entry = get_component("attacks", attack.name)
+    d_entry = get_component("defenses", defense.name)
     where = f"{config.source}: attacks '{attack.name}'"
     threat = a_entry.meta.get("threat", "linf")
     if threat not in THREATS:
@@ -78,7 +78,7 @@ def check_matrix(config: MatrixConfig) -> None:
                 check_cell(config, model, defense, attack)
 
 
-def dataset_has_masks(entry: Entry, options: dict) -> bool | None:
+def dataset_has_masks(entry: Component, options: dict) -> bool | None:
     """Whether a data set entry yields lesion masks with these options; None when it does not declare `masks`."""
     declared = entry.meta.get("masks")
     if declared is None or isinstance(declared, bool):
@@ -87,12 +87,12 @@ def dataset_has_masks(entry: Entry, options: dict) -> bool | None:
     return bool(options.get(option, default))
 
 
-def _needs(entry: Entry) -> set[str]:
+def _needs(entry: Component) -> set[str]:
     needs = entry.meta.get("needs") or ()
     return {needs} if isinstance(needs, str) else set(needs)
 
 
-def _check_defense(config: MatrixConfig, defense: DefenseSpec, entry: Entry) -> None:
+def _check_defense(config: MatrixConfig, defense: DefenseSpec, entry: Component) -> None:
     where = f"{config.source}: defenses '{defense.name}'"
     differentiable = getattr(entry.obj, "differentiable", True)
     if not isinstance(differentiable, bool):
@@ -108,7 +108,7 @@ def _check_defense(config: MatrixConfig, defense: DefenseSpec, entry: Entry) -> 
 
 def _check_masks(config: MatrixConfig, attack: AttackSpec) -> None:
     name = config.dataset.name
-    has = dataset_has_masks(get_entry("datasets", name), config.dataset.options)
+    has = dataset_has_masks(get_component("datasets", name), config.dataset.options)
     where = f"{config.source}: attacks '{attack.name}'"
     if has is False:
         raise BenchmarkError(f"{where} needs lesion masks and data set '{name}' has none with these options; "
@@ -125,18 +125,18 @@ def _check_timm(config: MatrixConfig, model: ModelSpec, why: str) -> None:
                                config.dataset.image_size):
         raise BenchmarkError(f"{why}: '{model.name}' is not a timm classifier (no forward_features and "
                              "reset_classifier); attack it with a pixel attack, or build it with "
-                             "benchmark.model_factory.create_timm")
+                             "benchmark.training.model_factory.create_timm")
 
 
 @functools.lru_cache(maxsize=64)
 def _is_timm_classifier(name: str, options: str, image_size: int) -> bool:
     """Build the model on the meta device (no memory, no weights) and look for a timm classifier inside it."""
     with torch.device("meta"):
-        model = get_entry("models", name).obj(image_size, **json.loads(options))
+        model = get_component("models", name).obj(image_size, **json.loads(options))
     return any(hasattr(m, "forward_features") and hasattr(m, "reset_classifier") for m in model.modules())
 
 
-def _check_budgets(config: MatrixConfig, attack: AttackSpec, entry: Entry, threat: str) -> None:
+def _check_budgets(config: MatrixConfig, attack: AttackSpec, entry: Component, threat: str) -> None:
     where = f"{config.source}: attacks '{attack.name}'"
     if threat == "semantic":
         if attack.budgets:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.model_recipes import train_defaults
+from benchmark.training.recipes import train_defaults
 
 __all__ = ["RunSettings", "DatasetSpec", "TrainSpec", "ModelSpec", "DefenseSpec", "AttackSpec", "MatrixConfig",
            "load_config", "parse_config", "parse_budget", "budget_label", "DEFAULT_CONFIG"]
@@ -57,8 +57,8 @@ class TrainSpec:
     lr: float = 2e-3
     weight_decay: float = 0.05
     checkpoint: str | None = None  # local path to a state_dict; loaded with weights_only=True
-    augment: str = "light"  # "light": vertical flip + gamma; "strong": also mirror and shift (benchmark.training)
-    distill: str | None = None  # a registered model to distil from (its undefended weights; benchmark.losses)
+    augment: str = "light"  # "light": vertical flip + gamma; "strong": also mirror and shift (benchmark.training.loop)
+    distill: str | None = None  # a registered model to distil from (its undefended weights; benchmark.training.losses)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class MatrixConfig:
     attack_batch_size: int = 64
     training: TrainSpec = TrainSpec()  # the [training] section, before any model's own defaults
     # [attack] sanity_budget: every entry also gets PGD-L-inf at this budget, which must bring it near chance
-    # (benchmark/masking_checks.py); it ranks on no board. 0 turns the check off.
+    # (benchmark/leaderboard/checks.py); it ranks on no board. 0 turns the check off.
     sanity_budget: float = SANITY_BUDGET
 
     def digest(self) -> str:
@@ -263,7 +263,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     for i, item in enumerate(_entry_list(check, raw.get("models"), "models")):
         where = f"models[{i}]"
         check.keys(item, _TRAIN_KEYS | {"name", "options"}, where)
-        # precedence: this [[models]] table, then the model's own defaults (benchmark/model_recipes.py), then base
+        # precedence: this [[models]] table, then the model's own defaults (benchmark/training/recipes.py), then base
         merged = {**train_defaults(item["name"]), **item}
         models.append(ModelSpec(item["name"], _train_spec(check, merged, base, where),
                                 dict(check.typed(item, "options", dict, {}, where))))

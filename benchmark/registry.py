@@ -9,19 +9,19 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
-from benchmark.code_version import object_version
+from benchmark.execution.code_version import object_version
 from benchmark.errors import BenchmarkError
 from benchmark.names import NAME_PATTERN, NAME_RULE
 
-__all__ = ["KINDS", "Entry", "Registry", "get_registry", "register_model", "register_attack",
-           "register_defense", "register_dataset", "load_all", "list_entries", "get_entry"]
+__all__ = ["KINDS", "Component", "Registry", "get_registry", "register_model", "register_attack",
+           "register_defense", "register_dataset", "load_all", "list_components", "get_component"]
 
 KINDS = ("models", "attacks", "defenses", "datasets")
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Entry:
+class Component:
     """One registered thing: its kind, public name, the object, a one-line doc, where it came from, a code version."""
 
     kind: str
@@ -39,14 +39,14 @@ def _first_line(obj: Any) -> str:
 
 
 class Registry:
-    """Name -> Entry for one kind; duplicate names are an error naming both sources."""
+    """Name -> Component for one kind; duplicate names are an error naming both sources."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._entries: dict[str, Entry] = {}
+        self._entries: dict[str, Component] = {}
         self.current_source: str | None = None  # set while a plugin module is being imported
 
-    def add(self, name: str, obj: Any, source: str | None = None, **meta: Any) -> Entry:
+    def add(self, name: str, obj: Any, source: str | None = None, **meta: Any) -> Component:
         """Register obj under name; raise if the name is taken by another object or is not a safe name."""
         source = source or self.current_source or _source_of(obj)
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -58,11 +58,11 @@ class Registry:
                 return old
             raise BenchmarkError(f"duplicate {self.kind[:-1]} name '{name}': registered by {old.source} "
                                  f"and by {source}; rename one of them")
-        entry = Entry(self.kind, name, obj, _first_line(obj), source, object_version(obj), dict(meta))
+        entry = Component(self.kind, name, obj, _first_line(obj), source, object_version(obj), dict(meta))
         self._entries[name] = entry
         return entry
 
-    def get(self, name: str) -> Entry:
+    def get(self, name: str) -> Component:
         """The entry called name, or an error listing the closest names."""
         if name in self._entries:
             return self._entries[name]
@@ -75,7 +75,7 @@ class Registry:
         """All registered names, sorted."""
         return sorted(self._entries)
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[Component]:
         """All entries, sorted by name."""
         return [self._entries[n] for n in self.names()]
 
@@ -154,13 +154,13 @@ def _load_entry_point(kind: str, ep: Any) -> None:
         registry.add(ep.name, obj, source=f"plugin {dist} (entry point {ep.name})")
 
 
-def list_entries(kind: str) -> list[Entry]:
+def list_components(kind: str) -> list[Component]:
     """Every registered entry of one kind, built-in and plugin, sorted by name."""
     load_all()
     return get_registry(kind).entries()
 
 
-def get_entry(kind: str, name: str) -> Entry:
+def get_component(kind: str, name: str) -> Component:
     """Look up one entry by name; unknown names raise a BenchmarkError with close matches."""
     load_all()
     return get_registry(kind).get(name)

@@ -9,7 +9,7 @@ Variants of one attack run in the order A B C ... then ... C B A, repeated; the 
   reference : the simplest correct batched torch loop, written inline below (input gradient via autograd.grad)
   harness   : the registered attack entry, called exactly as the engine's attack stage calls it
   art       : ART's implementation on ART's PyTorchClassifier (what the catalogue offers)
-  pgd()     : benchmark.torch_attacks.pgd called directly (the path PGD adversarial training uses)
+  pgd()     : benchmark.attacking.torch_attacks.pgd called directly (the path PGD adversarial training uses)
 Outputs are compared: reference and harness must be identical (max |diff| = 0), ART within 1e-6.
 Criterion of the issue: reference_time / harness_time >= 1.0 for FGSM and PGD-10.
 """
@@ -32,10 +32,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark import torch_attacks
-from benchmark.art_adapter import art_classifier
+from benchmark.attacking import torch_attacks
+from benchmark.attacking.art_adapter import art_classifier
 from benchmark.entry_api import AttackContext
-from benchmark.registry import get_entry
+from benchmark.registry import get_component
 
 RESULTS = Path(__file__).parent / "results" / "attacks.json"
 
@@ -112,7 +112,7 @@ def main() -> None:
     clf = art_classifier(model, tuple(x.shape[1:]), device)
 
     def entry(name: str, budget: float, **options: object) -> Callable[[], torch.Tensor]:
-        fn = get_entry("attacks", name).obj
+        fn = get_component("attacks", name).obj
         return lambda: fn(model, x, y, budget, AttackContext(device, 0, None, dict(options), args.batch))
 
     def art(make: Callable) -> Callable[[], torch.Tensor]:

@@ -3,10 +3,10 @@
     python benchmarks/bench_preprocess.py            # writes benchmarks/results/preprocess.json and prints a table
     python benchmarks/bench_preprocess.py --quick    # a smoke run (20 images, 1 round), nothing written
 
-Data: synthetic mammograms (benchmark.synthetic_mammo) written as DICOM MG, 512 x 512 stored pixels, 12 bits; each
+Data: synthetic mammograms (benchmark.data.phantom) written as DICOM MG, 512 x 512 stored pixels, 12 bits; each
 read decodes, windows, crops the breast, flips and resizes to 64 x 64 (what the data stage does for every image).
-  uncached : benchmark.dicom_io.read_mammogram on every file (what every run paid before the cache)
-  cached   : benchmark.preprocess_cache.cached_read with a warm cache (a rerun, or another config on the same files)
+  uncached : benchmark.data.dicom_io.read_mammogram on every file (what every run paid before the cache)
+  cached   : benchmark.data.preprocess_cache.cached_read with a warm cache (a rerun, or another config on the same files)
   fill     : cached_read with an empty cache (first run: read + write the .npy/.json entry)
 Each round runs uncached, cached, cached, uncached (both orders); the median images/s of each variant is reported.
 Outputs are compared: cached arrays and info must equal the uncached ones exactly.
@@ -28,14 +28,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark import preprocess_cache
-from benchmark.dicom_io import (
+from benchmark.data import preprocess_cache
+from benchmark.data.dicom_io import (
     SyntheticDicomMeta,
     quantize,
     read_mammogram,
     write_mammogram,
 )
-from benchmark.synthetic_mammo import SynthConfig, generate
+from benchmark.data.phantom import SynthConfig, generate
 
 RESULTS = Path(__file__).parent / "results" / "preprocess.json"
 

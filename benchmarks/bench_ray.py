@@ -31,11 +31,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.config import parse_config
-from benchmark.executor_local import run_plan
-from benchmark.executor_ray import RayOptions, connect, run_plan_ray
-from benchmark.planner import plan_matrix
+from benchmark.execution.local import run_plan
+from benchmark.execution.ray_cluster import RayOptions, connect, run_plan_ray
+from benchmark.execution.planner import plan_matrix
 from benchmark.stages import StageContext
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 RESULTS = Path(__file__).parent / "results" / "ray.json"
 BUDGETS = [f"{i}/255" for i in range(1, 9)]

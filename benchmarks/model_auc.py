@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.config import DEFAULT_CONFIG, parse_config
 from benchmark.metrics import bootstrap_auc
-from benchmark.registry import list_entries
-from benchmark.runner import run
+from benchmark.registry import list_components
+from benchmark.execution.matrix import run
 from benchmark.stages import data as data_stage
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 RESULTS = Path(__file__).parent / "results" / "model_auc.json"
 TARGET = 0.85
@@ -40,7 +40,7 @@ TARGET = 0.85
 
 def measure(models: list[str], store: Path, quick: bool,
             train: dict | None = None) -> tuple[list[dict], dict]:
-    """Train models through benchmark.runner.run on the default data; one row per model and the setup used.
+    """Train models through benchmark.execution.matrix.run on the default data; one row per model and the setup used.
     `train` holds per-model recipe keys (as a [[models]] table would), e.g. {"augment": "strong", "epochs": 60}."""
     raw = tomllib.loads(DEFAULT_CONFIG.read_text())
     raw["run"] = {**raw.get("run", {}), "store": str(store), "leaderboards": str(store / "leaderboards")}
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--train", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe keys for every measured model, TOML values: augment='\"strong\"' epochs=60")
     args = parser.parse_args()
-    models = args.models or [e.name for e in list_entries("models")]
+    models = args.models or [e.name for e in list_components("models")]
     train = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.train)}
     rows, setup = measure(models, args.store, args.quick, train)
     setup["train_overrides"] = train

@@ -6,10 +6,10 @@ from typing import Any
 
 import pydicom
 
-from benchmark.dataset_folder import bad_value, folder_check, parse_options, read_table, require_root
+from benchmark.data.dataset_folder import bad_value, folder_check, parse_options, read_table, require_root
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import ImageSet
-from benchmark.record_reader import Record, read_records
+from benchmark.data.imageset import ImageSet
+from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
 
 __all__ = ["cbis_ddsm"]

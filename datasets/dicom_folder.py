@@ -6,7 +6,7 @@ from typing import Any
 
 import pydicom
 
-from benchmark.dataset_folder import (
+from benchmark.data.dataset_folder import (
     folder_check,
     bad_value,
     parse_options,
@@ -15,8 +15,8 @@ from benchmark.dataset_folder import (
     require_root,
 )
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import ImageSet
-from benchmark.record_reader import Record, read_records
+from benchmark.data.imageset import ImageSet
+from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
 
 __all__ = ["dicom_folder"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.dataset_folder import (
+from benchmark.data.dataset_folder import (
     folder_check,
     bad_value,
     parse_options,
@@ -12,8 +12,8 @@ from benchmark.dataset_folder import (
     require_file,
     require_root,
 )
-from benchmark.imageset import ImageSet
-from benchmark.record_reader import Record, read_records
+from benchmark.data.imageset import ImageSet
+from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
 
 __all__ = ["rsna_screening"]

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from benchmark.adaptive import Transform, TransformedModel
+from benchmark.attacking.adaptive import Transform, TransformedModel
 from benchmark.entry_api import Defense
 
 from ._options import Option, read_options
@@ -17,7 +17,7 @@ __all__ = ["InputTransformDefense"]
 class InputTransformDefense(Defense):
     """Base of the input transformations: deploys model(transform(x)); attacks go through BPDA, never naively."""
 
-    differentiable = False  # the engine's gradient attacks reach it through BPDA (benchmark/adaptive.py)
+    differentiable = False  # the engine's gradient attacks reach it through BPDA (benchmark/attacking/adaptive.py)
     claims = ("linf", "l2")
     name = "input-transform"
     options_spec: ClassVar[dict[str, Option]] = {}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.entry_options import Option
-from benchmark.entry_options import read_options as _read
+from benchmark.options import Option
+from benchmark.options import read_options as _read
 
 __all__ = ["Option", "read_options"]
 

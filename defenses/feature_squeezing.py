@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import torch
 
-from benchmark.adaptive import Transform
+from benchmark.attacking.adaptive import Transform
 from benchmark.registry import register_defense
 
 from ._input_transform import InputTransformDefense

@@ -20,7 +20,7 @@ from torch import nn
 
 from benchmark.entry_api import Defense, LossFn
 from benchmark.errors import BenchmarkError
-from benchmark.inference import MANIPULATED_OUTPUT
+from benchmark.training.inference import MANIPULATED_OUTPUT
 from benchmark.registry import register_defense
 
 from ._options import Option, read_options

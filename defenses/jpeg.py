@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.adaptive import Transform, numpy_transform
+from benchmark.attacking.adaptive import Transform, numpy_transform
 from benchmark.registry import register_defense
 
 from ._input_transform import InputTransformDefense

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark import torch_attacks
+from benchmark.attacking import torch_attacks
 from benchmark.entry_api import Defense
 from benchmark.registry import register_defense
 

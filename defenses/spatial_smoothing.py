@@ -6,7 +6,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from benchmark.adaptive import Transform
+from benchmark.attacking.adaptive import Transform
 from benchmark.registry import register_defense
 
 from ._input_transform import InputTransformDefense

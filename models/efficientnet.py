@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.model_factory import create_timm, zero_classifier
+from benchmark.training.model_factory import create_timm, zero_classifier
 from benchmark.registry import register_model
 
 # With 480 training images it fits the training set without finding the lesion (test AUC 0.53-0.59 on the default

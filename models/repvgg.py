@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.model_factory import create_timm
+from benchmark.training.model_factory import create_timm
 from benchmark.registry import register_model
 
 # 0.566 with the default recipe (it fits the 480 training images); strong augmentation and the soft outputs of a

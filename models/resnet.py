@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.model_factory import create_timm
+from benchmark.training.model_factory import create_timm
 from benchmark.registry import register_model
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.model_factory import create_timm
+from benchmark.training.model_factory import create_timm
 from benchmark.registry import register_model
 
 # With timm's 16 px patch projection it does not learn at 64 px (test AUC 0.50-0.56 on the default data). A

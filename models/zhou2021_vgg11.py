@@ -4,7 +4,7 @@ from __future__ import annotations
 from timm.layers import ClassifierHead
 from torch import nn
 
-from benchmark.model_factory import create_timm, zero_classifier
+from benchmark.training.model_factory import create_timm, zero_classifier
 from benchmark.registry import register_model
 
 # Zhou et al. 2021 trained VGG-11 with focal loss (gamma 2) on balanced positive/negative batches (the engine's

@@ -10,8 +10,8 @@ from conftest import tiny_raw, write_toml
 from leaderboard_rows import IDS, PROVENANCE, make_row, matrix, robust_flags
 
 from benchmark.cli import main
-from benchmark.leaderboard import build_entries
-from benchmark.regression_gate import compare, holm
+from benchmark.leaderboard.board import build_entries
+from benchmark.leaderboard.gate import compare, holm
 
 
 def _entries(*groups: list) -> list[dict]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.registry import get_entry
-from benchmark.stages import RUNNERS, runner_version
+from benchmark.registry import get_component
+from benchmark.stages import STAGE_FUNCTIONS, stage_version
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = [ROOT / "leaderboards" / "synthetic-mammo", ROOT / "leaderboards" / "ci" / "synthetic-mammo"]
@@ -17,8 +17,8 @@ _KINDS = {"model": "models", "defense": "defenses", "attack": "attacks", "datase
 def _head_version(name: str) -> str:
     kind, _, entry = name.partition(":")
     if kind == "stage":
-        return runner_version(entry)
-    return get_entry(_KINDS[kind], entry).version
+        return stage_version(entry)
+    return get_component(_KINDS[kind], entry).version
 
 
 def stale_versions(entry: dict) -> list[str]:
@@ -39,13 +39,13 @@ def test_committed_entries_were_produced_by_the_heads_stage_code(board: Path) ->
         stale = stale_versions(entry)
         assert not stale, (f"{path.relative_to(ROOT)} is stale: {'; '.join(stale)}; regenerate it with `make run` "
                            "(the CI board: `python -m benchmark check --update-baseline`) and commit")
-        assert {f"stage:{k}" for k in RUNNERS if k not in ("gan", "fakes")} <= set(entry["code_versions"])
+        assert {f"stage:{k}" for k in STAGE_FUNCTIONS if k not in ("gan", "fakes")} <= set(entry["code_versions"])
 
 
 def test_the_staleness_check_can_fail() -> None:
-    entry = {"code_versions": {"stage:train": "000000000000", "model:resnet10t": get_entry("models",
+    entry = {"code_versions": {"stage:train": "000000000000", "model:resnet10t": get_component("models",
                                                                                          "resnet10t").version}}
-    assert stale_versions(entry) == [f"stage:train: 000000000000 -> {runner_version('train')}"]
+    assert stale_versions(entry) == [f"stage:train: 000000000000 -> {stage_version('train')}"]
     assert stale_versions({}) == ["no code versions recorded (made before they were)"]
 
 

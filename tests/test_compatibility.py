@@ -20,17 +20,17 @@ from benchmark.compatibility import (
 from benchmark.config import DEFAULT_CONFIG, MatrixConfig, load_config
 from benchmark.entry_api import Defense
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import ImageSet
+from benchmark.data.imageset import ImageSet
 from benchmark.registry import (
-    get_entry,
+    get_component,
     get_registry,
-    list_entries,
+    list_components,
     register_attack,
     register_dataset,
     register_defense,
     register_model,
 )
-from benchmark.runner import run
+from benchmark.execution.matrix import run
 
 
 def _noop_attack(model, x, y, eps, ctx):
@@ -69,7 +69,7 @@ class _FuzzyDifferentiable(Defense):
 @pytest.fixture(scope="module")
 def temp_entries() -> Iterator[None]:
     """Temporary entries with odd declarations, removed after the module's tests."""
-    list_entries("models")
+    list_components("models")
     added = [("attacks", "tmp-weird-threat", register_attack("tmp-weird-threat", threat="linfinity")),
              ("attacks", "tmp-needs-masks", register_attack("tmp-needs-masks", threat="linf", needs="masks",
                                                             budgets=("1/255",))),
@@ -131,7 +131,7 @@ def test_an_attack_needing_what_the_engine_cannot_give_is_refused(tmp_path: Path
     ("dicom-folder", {}, False), ("cbis-ddsm", {}, False), ("cbis-ddsm", {"roi_masks": True}, True),
     ("vindr-mammo", {}, True), ("vindr-mammo", {"masks": False}, False), ("tiny-blobs", {}, None)])
 def test_data_sets_declare_lesion_masks(dataset: str, options: dict, expected: bool | None) -> None:
-    assert dataset_has_masks(get_entry("datasets", dataset), options) is expected
+    assert dataset_has_masks(get_component("datasets", dataset), options) is expected
 
 
 def test_a_mask_attack_on_a_data_set_without_masks_is_refused(tmp_path: Path, temp_entries: None) -> None:
@@ -147,7 +147,7 @@ def test_a_mask_attack_on_a_data_set_without_masks_is_refused(tmp_path: Path, te
 
 
 def test_lesion_pgd_declares_that_it_needs_masks(tmp_path: Path) -> None:
-    assert get_entry("attacks", "lesion-pgd").meta.get("needs") == "masks"
+    assert get_component("attacks", "lesion-pgd").meta.get("needs") == "masks"
     message = _error(_config(tmp_path, {"name": "inbreast", "options": {"root": "/data"}},
                              attacks=[{"name": "lesion-pgd", "budgets": ["1/255"]}]))
     assert "attacks 'lesion-pgd' needs lesion masks and data set 'inbreast' has none" in message
@@ -215,7 +215,7 @@ def _nan_blobs(spec, workdir: Path) -> ImageSet:
 
 
 def test_nan_pixels_are_refused_by_the_data_stage_naming_the_data_set(tmp_path: Path) -> None:
-    list_entries("datasets")
+    list_components("datasets")
     get_registry("datasets").remove("tmp-nan-blobs")
     register_dataset("tmp-nan-blobs", masks=False)(_nan_blobs)
     try:
@@ -231,7 +231,7 @@ def test_nan_pixels_are_refused_by_the_data_stage_naming_the_data_set(tmp_path: 
 
 
 def test_the_planner_runs_the_checks_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from benchmark.planner import plan_matrix
+    from benchmark.execution.planner import plan_matrix
 
     refused = _config(tmp_path, {"name": "inbreast", "options": {"root": str(tmp_path / "nowhere")}},
                       attacks=[{"name": "lesion-pgd", "budgets": ["1/255"]}])

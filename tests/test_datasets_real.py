@@ -16,17 +16,17 @@ from conftest import tiny_raw
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
-from benchmark import dicom_io
+from benchmark.data import dicom_io
 from benchmark.cli import _parser
 from benchmark.config import DatasetSpec, parse_config
-from benchmark.dataset_folder import anon_id
+from benchmark.data.dataset_folder import anon_id
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import ImageSet
-from benchmark.registry import get_entry
-from benchmark.runner import _warn_skipped
+from benchmark.data.imageset import ImageSet
+from benchmark.registry import get_component
+from benchmark.execution.matrix import _warn_skipped
 from benchmark.stages import StageContext
 from benchmark.stages import data as data_stage
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 PHI_ID, PHI_NAME, PHI_BIRTH = "PHIID", "Doe^Secretname", "19610203"
 REAL = ("cbis-ddsm", "vindr-mammo", "rsna-screening", "inbreast", "cmmd", "dicom-folder")
@@ -63,7 +63,7 @@ def spec(name: str, size: int = 32, skip_bad: bool = True, **options: object) ->
 
 
 def load(name: str, root: Path, tmp_path: Path, **options: object) -> ImageSet:
-    return get_entry("datasets", name).obj(spec(name, root=str(root), **options), tmp_path / "work")
+    return get_component("datasets", name).obj(spec(name, root=str(root), **options), tmp_path / "work")
 
 
 def check(data: ImageSet, n: int, positives: int, originals: tuple[str, ...] = ()) -> None:
@@ -144,7 +144,7 @@ def test_rsna_labels_engine_split_and_skipped_files(tmp_path: Path, no_j2k_decod
 def test_rsna_skip_bad_off_stops_at_the_first_bad_file(tmp_path: Path, no_j2k_decoder) -> None:
     root = rsna(tmp_path / "rsna")
     with pytest.raises(BenchmarkError) as info:
-        get_entry("datasets", "rsna-screening").obj(spec("rsna-screening", root=str(root), skip_bad=False), tmp_path)
+        get_component("datasets", "rsna-screening").obj(spec("rsna-screening", root=str(root), skip_bad=False), tmp_path)
     message = str(info.value)
     assert message.startswith("data set rsna-screening: file f") and "truncated" in message
     assert str(root) not in message and "rsnabad" not in message
@@ -390,7 +390,7 @@ def test_dicom_folder_bad_split_value_names_file_line_and_column(tmp_path: Path)
 
 @pytest.mark.parametrize("name", REAL)
 def test_missing_root_or_label_file_is_one_line(tmp_path: Path, name: str) -> None:
-    entry = get_entry("datasets", name).obj
+    entry = get_component("datasets", name).obj
     with pytest.raises(BenchmarkError) as info:
         entry(spec(name), tmp_path)
     assert "dataset.options.root" in str(info.value) and name in str(info.value) and "\n" not in str(info.value)

@@ -13,18 +13,18 @@ from conftest import tiny_raw
 from tinyplugin import tiny_blobs
 from torch import nn
 
-from benchmark import torch_attacks
-from benchmark.adaptive import TransformedModel, bpda
+from benchmark.attacking import torch_attacks
+from benchmark.attacking.adaptive import TransformedModel, bpda
 from benchmark.entry_api import AttackContext, Defense
 from benchmark.errors import BenchmarkError
-from benchmark.inference import predict_proba
+from benchmark.training.inference import predict_proba
 from benchmark.metrics import attack_outcome
-from benchmark.registry import get_entry, get_registry, register_defense
-from benchmark.runner import run
+from benchmark.registry import get_component, get_registry, register_defense
+from benchmark.execution.matrix import run
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 from benchmark.stages import train as train_stage
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 CPU = torch.device("cpu")
 
@@ -70,7 +70,7 @@ def _art(name: str, options: dict) -> object:
 ])
 def test_transform_equals_art_preprocessor(name: str, options: dict) -> None:
     x = _batch()
-    defense = get_entry("defenses", name).obj(options)
+    defense = get_component("defenses", name).obj(options)
     ours = defense.transform()(x)
     expected, _ = _art(name, options)(x.numpy())
     assert ours.shape == x.shape and ours.dtype == torch.float32
@@ -81,7 +81,7 @@ def test_transform_equals_art_preprocessor(name: str, options: dict) -> None:
 
 
 def test_jpeg_describes_its_8_bit_quantisation() -> None:
-    info = get_entry("defenses", "jpeg").obj({}).describe()
+    info = get_component("defenses", "jpeg").obj({}).describe()
     assert "floor(255 * x) / 255" in info["quantisation"] and info["options"] == {"quality": 75, "apply_fit": True}
     assert info["differentiable"] is False and info["attacked_with"].startswith("BPDA")
 
@@ -89,17 +89,17 @@ def test_jpeg_describes_its_8_bit_quantisation() -> None:
 def test_defense_options_are_checked() -> None:
     with pytest.raises(BenchmarkError, match=r"defenses\.jpeg\.options\.qualty: unknown option; did you mean "
                                              r"'quality'\?"):
-        get_entry("defenses", "jpeg").obj({"qualty": 50})
+        get_component("defenses", "jpeg").obj({"qualty": 50})
     with pytest.raises(BenchmarkError, match=r"defenses\.pgd-at\.options\.fraction: must be <= 1, got 2"):
-        get_entry("defenses", "pgd-at").obj({"fraction": 2})
-    assert get_entry("defenses", "pgd-at").obj({"eps": "4/255"}).settings["eps"] == pytest.approx(4 / 255)
+        get_component("defenses", "pgd-at").obj({"fraction": 2})
+    assert get_component("defenses", "pgd-at").obj({"eps": "4/255"}).settings["eps"] == pytest.approx(4 / 255)
 
 
 def test_bpda_passes_the_gradient_straight_through_and_naive_gives_zero() -> None:
     torch.manual_seed(0)
     model, x = _cnn().eval(), _batch()
     y = torch.tensor([0, 1, 0, 1])
-    squeeze = get_entry("defenses", "feature-squeezing").obj({"bit_depth": 3})
+    squeeze = get_component("defenses", "feature-squeezing").obj({"bit_depth": 3})
     # BPDA: the gradient w.r.t. x is the model's gradient at the transformed point
     at_transformed = torch_attacks.loss_gradient(model)(squeeze.transform()(x), y)
     through = torch_attacks.loss_gradient(squeeze.wrap(model))(x, y)
@@ -137,7 +137,7 @@ def test_pgd_at_training_batches_are_adversarial_and_within_eps() -> None:
     torch.manual_seed(0)
     model = _cnn().train()
     x, y = _batch(8, 32), torch.tensor([0, 1] * 4)
-    defense = get_entry("defenses", "pgd-at").obj({"eps": "8/255", "steps": 5, "fraction": 0.5})
+    defense = get_component("defenses", "pgd-at").obj({"eps": "8/255", "steps": 5, "fraction": 0.5})
     grads_before = [p.grad for p in model.parameters()]
     x_at, y_at = defense.training_batch(model, x, y, step=0)
     assert model.training and all(m.training for m in model.modules())  # back in train mode
@@ -157,7 +157,7 @@ def test_pgd_at_raises_robust_accuracy_over_no_defense() -> None:
     eps, robust = 16 / 255, {}
     for name, options in [("none", {}), ("pgd-at", {"eps": eps})]:
         torch.manual_seed(0)
-        model, defense = _cnn(), get_entry("defenses", name).obj(options)
+        model, defense = _cnn(), get_component("defenses", name).obj(options)
         optimizer, gen = torch.optim.Adam(model.parameters(), 1e-2), torch.Generator().manual_seed(0)
         for step in range(80):  # the engine's loop, in small: the defense changes each batch, then one SGD step
             i = torch.randint(0, 128, (32,), generator=gen)
@@ -229,7 +229,7 @@ def test_naive_pgd_overstates_jpeg_robustness(matrix: SimpleNamespace) -> None:
     assert record["adaptive"] is True and isinstance(deployed, TransformedModel)
 
     def pgd_on(model: nn.Module) -> np.ndarray:  # what the attack stage does, batch by batch, same seeds
-        entry, out = get_entry("attacks", "pgd-linf"), []
+        entry, out = get_component("attacks", "pgd-linf"), []
         for i in range(0, len(test), config.attack_batch_size):
             x = torch.as_tensor(test.images[i:i + config.attack_batch_size])
             y = torch.as_tensor(test.labels[i:i + config.attack_batch_size], dtype=torch.long)
@@ -275,7 +275,7 @@ def test_a_broken_defense_fails_only_its_own_cells(matrix: SimpleNamespace) -> N
 
 def test_gan_fakes_detect_trains_class_outputs_on_original_labels_and_a_detection_head() -> None:
     torch.manual_seed(0)
-    defense = get_entry("defenses", "gan-fakes-detect").obj({"fraction": 0.5, "detect_weight": 2.0})
+    defense = get_component("defenses", "gan-fakes-detect").obj({"fraction": 0.5, "detect_weight": 2.0})
     fakes, fake_labels = torch.rand(6, 1, 4, 4), torch.tensor([0, 1, 0, 1, 1, 0])
     defense.use_fakes(fakes.numpy(), fake_labels.numpy())
     x, y = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 1, 0])
@@ -296,6 +296,6 @@ def test_gan_fakes_detect_trains_class_outputs_on_original_labels_and_a_detectio
 
 def test_gan_fakes_detect_options_are_its_own() -> None:
     with pytest.raises(BenchmarkError, match="detect_weight"):
-        get_entry("defenses", "gan-fakes-detect").obj({"detect_weight": -1})
+        get_component("defenses", "gan-fakes-detect").obj({"detect_weight": -1})
     with pytest.raises(BenchmarkError, match="detect_weight"):
-        get_entry("defenses", "gan-fakes-relabel").obj({"detect_weight": 1})
+        get_component("defenses", "gan-fakes-relabel").obj({"detect_weight": 1})

@@ -17,10 +17,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from benchmark.dicom_io import SyntheticDicomMeta, quantize, write_mammogram
+from benchmark.data.dicom_io import SyntheticDicomMeta, quantize, write_mammogram
 from benchmark.errors import BenchmarkError
-from benchmark.preprocess_cache import cached_read
-from benchmark.record_reader import Record, read_records
+from benchmark.data.preprocess_cache import cached_read
+from benchmark.data.record_reader import Record, read_records
 
 SECRET_NAME = "DOE^JANE_MRN123456.dcm"  # file names of real data sets carry names and record numbers
 SIZE = 24

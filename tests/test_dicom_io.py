@@ -15,7 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1
 
 from scipy import ndimage
 
-from benchmark.dicom_io import (MG_FOR_PRESENTATION, MG_FOR_PROCESSING, REASON_CHARS, SYNTHETIC_COMMENT,
+from benchmark.data.dicom_io import (MG_FOR_PRESENTATION, MG_FOR_PROCESSING, REASON_CHARS, SYNTHETIC_COMMENT,
                                 SyntheticDicomMeta, crop_flip_resize, load_pixels, quantize, read_mammogram, reason,
                                 transform_mask, write_mammogram)
 from benchmark.errors import BenchmarkError

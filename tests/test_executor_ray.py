@@ -22,11 +22,11 @@ from conftest import tiny_config, tiny_raw, write_toml
 
 from benchmark.cli import main
 from benchmark.errors import BenchmarkError
-from benchmark.executor_ray import RayOptions, _resources
-from benchmark.planner import Stage
-from benchmark.runner import run
+from benchmark.execution.ray_cluster import RayOptions, _resources
+from benchmark.execution.planner import Stage
+from benchmark.execution.matrix import run
 from benchmark.stages import StageContext
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 ray = pytest.importorskip("ray")
 

@@ -11,11 +11,11 @@ from conftest import tiny_config, tiny_raw
 from sklearn.metrics import roc_auc_score
 
 from benchmark.errors import BenchmarkError
-from benchmark.gan_networks import FeatureDiscriminator, UNetGenerator, backbone_of
-from benchmark.gan_training import GanSchedule, schedule_from_options
-from benchmark.model_factory import create_timm
-from benchmark.planner import plan_matrix
-from benchmark.runner import run
+from benchmark.gan.networks import FeatureDiscriminator, UNetGenerator, backbone_of
+from benchmark.gan.training import GanSchedule, schedule_from_options
+from benchmark.training.model_factory import create_timm
+from benchmark.execution.planner import plan_matrix
+from benchmark.execution.matrix import run
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 from benchmark.stages import fakes as fakes_stage

@@ -11,11 +11,11 @@ import pydicom
 import pytest
 
 from benchmark.cli import main
-from benchmark.dataset_folder import KEY_FILE, anon_id, id_key, using_id_key
-from benchmark.dicom_io import SyntheticDicomMeta, quantize, write_mammogram
+from benchmark.data.dataset_folder import KEY_FILE, anon_id, id_key, using_id_key
+from benchmark.data.dicom_io import SyntheticDicomMeta, quantize, write_mammogram
 from benchmark.errors import BenchmarkError
 from benchmark.registry import get_registry
-from benchmark.synthetic_mammo import SynthConfig, generate
+from benchmark.data.phantom import SynthConfig, generate
 from conftest import write_toml
 
 MRN_SPACE = range(10_000)  # a hospital's short MRNs: MRN0000 .. MRN9999

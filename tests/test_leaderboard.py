@@ -13,17 +13,17 @@ from leaderboard_rows import PROBE, PROVENANCE, make_row, matrix, robust_flags
 
 from benchmark.cli import main
 from benchmark.errors import BenchmarkError
-from benchmark.leaderboard import (
+from benchmark.leaderboard.board import (
     board_entries,
     build_entries,
     load_entries,
     render_markdown,
     write_leaderboard,
 )
-from benchmark.leaderboard_entry import decode_flags
-from benchmark.leaderboard_markdown import render_csv
-from benchmark.leaderboard_source import load_run
-from benchmark.results import resolve_run
+from benchmark.leaderboard.entry import decode_flags
+from benchmark.leaderboard.markdown import render_csv
+from benchmark.leaderboard.source import load_run
+from benchmark.execution.records import resolve_run
 
 
 def _entries() -> list[dict]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from leaderboard_rows import PROVENANCE, matrix
 
-from benchmark.leaderboard import build_entries, write_leaderboard
+from benchmark.leaderboard.board import build_entries, write_leaderboard
 
 BROWSERS = ("chromium-headless-shell", "chromium", "google-chrome", "google-chrome-stable", "chromium-browser")
 

@@ -1,4 +1,4 @@
-"""Tests for benchmark/metrics.py and benchmark/perturbation.py: numbers against references, not 'it ran'."""
+"""Tests for benchmark/metrics.py and benchmark/attacking/perturbation.py: numbers against references, not 'it ran'."""
 from __future__ import annotations
 
 import json
@@ -26,7 +26,7 @@ from benchmark.metrics import (
     worst_case,
     worst_case_rate,
 )
-from benchmark.perturbation import per_image_perturbation, perturbation_metrics, ssim_win_size
+from benchmark.attacking.perturbation import per_image_perturbation, perturbation_metrics, ssim_win_size
 
 
 def _wilson_by_inversion(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

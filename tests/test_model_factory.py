@@ -9,9 +9,9 @@ import torch
 from torch.nn import functional as F
 
 from benchmark.errors import BenchmarkError
-from benchmark.losses import distillation_term, focal_loss, make_loss
-from benchmark.model_factory import create_timm, load_checkpoint
-from benchmark.registry import get_entry, list_entries
+from benchmark.training.losses import distillation_term, focal_loss, make_loss
+from benchmark.training.model_factory import create_timm, load_checkpoint
+from benchmark.registry import get_component, list_components
 
 
 class _Evil:
@@ -22,9 +22,9 @@ class _Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("name", [e.name for e in list_entries("models")])
+@pytest.mark.parametrize("name", [e.name for e in list_components("models")])
 def test_every_registered_model_takes_one_channel_and_gives_two_logits(name: str) -> None:
-    model = get_entry("models", name).obj(64).eval()
+    model = get_component("models", name).obj(64).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 1, 64, 64))
     assert out.shape == (2, 2)
@@ -109,10 +109,10 @@ def _tmp_model(image_size: int, **options: object) -> torch.nn.Module:
 
 def test_a_models_own_training_defaults_apply_where_the_config_is_silent(tmp_path: Path) -> None:
     from benchmark.config import TrainSpec, parse_config
-    from benchmark.model_recipes import train_defaults
+    from benchmark.training.recipes import train_defaults
     from benchmark.registry import get_registry, register_model
 
-    list_entries("models")
+    list_components("models")
     register_model("tmp-recipe", train={"lr": 5e-4, "epochs": 3})(_tmp_model)
     try:
         assert train_defaults("tmp-recipe") == {"lr": 5e-4, "epochs": 3}
@@ -139,7 +139,7 @@ def test_a_models_own_training_defaults_apply_where_the_config_is_silent(tmp_pat
 def test_models_see_standardised_images_and_keep_plain_timm_weights() -> None:
     import copy
 
-    from benchmark.model_factory import INPUT_MEAN, INPUT_STD, create_timm
+    from benchmark.training.model_factory import INPUT_MEAN, INPUT_STD, create_timm
 
     torch.manual_seed(0)
     model = create_timm("resnet10t", 32).eval()
@@ -156,7 +156,7 @@ def test_models_see_standardised_images_and_keep_plain_timm_weights() -> None:
 
 
 def test_vit_sees_16_px_tokens_through_a_convolutional_stem_unless_asked_not_to() -> None:
-    entry = get_entry("models", "vit_tiny_patch16_224")
+    entry = get_component("models", "vit_tiny_patch16_224")
     stem, plain = entry.obj(64).eval(), entry.obj(64, conv_stem=False).eval()
     assert [type(m).__name__ for m in stem.patch_embed.proj][:3] == ["Conv2d", "BatchNorm2d", "ReLU"]
     assert isinstance(plain.patch_embed.proj, torch.nn.Conv2d) and plain.patch_embed.proj.kernel_size == (16, 16)
@@ -170,15 +170,15 @@ def test_vit_sees_16_px_tokens_through_a_convolutional_stem_unless_asked_not_to(
 @pytest.mark.parametrize("name", ["efficientnet_b0", "zhou2021-vgg11"])
 def test_models_with_a_zeroed_classifier_start_at_chance(name: str) -> None:
     torch.manual_seed(0)
-    model = get_entry("models", name).obj(64).eval()
+    model = get_component("models", name).obj(64).eval()
     with torch.no_grad():
         out = model(torch.rand(4, 1, 64, 64))
     assert torch.equal(out, torch.zeros_like(out))  # loss ln 2, not timm's large initial logits
 
 
 def test_zhou2021_vgg11_pools_before_its_classifier() -> None:
-    model = get_entry("models", "zhou2021-vgg11").obj(64)
+    model = get_component("models", "zhou2021-vgg11").obj(64)
     assert isinstance(model.pre_logits, torch.nn.Identity) and model.head.fc.in_features == 512
     assert sum(p.numel() for p in model.parameters()) < 10_000_000  # timm's 7 x 7 x 4096 classifier alone is 119M
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.features)
-    assert get_entry("models", "zhou2021-vgg11").obj(64, num_classes=3).head.fc.out_features == 3
+    assert get_component("models", "zhou2021-vgg11").obj(64, num_classes=3).head.fc.out_features == 3

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from benchmark.entry_api import AttackContext
-from benchmark.inference import predict_proba
-from benchmark.operating_point import AtThreshold, at_threshold, logit_shift
-from benchmark.registry import get_entry
-from benchmark.torch_attacks import fooled
+from benchmark.training.inference import predict_proba
+from benchmark.attacking.operating_point import AtThreshold, at_threshold, logit_shift
+from benchmark.registry import get_component
+from benchmark.attacking.torch_attacks import fooled
 
 THRESHOLD = 0.13
 
@@ -74,7 +74,7 @@ def test_attacks_aimed_at_the_threshold_leave_fewer_images_robust(attack: str, o
     p = predict_proba(model, x, torch.device("cpu"))
     between = (p >= THRESHOLD) & (p < 0.5) & (y.numpy() == 1)
     assert between.sum() >= 10  # the two operating points disagree on enough images
-    entry = get_entry("attacks", attack).obj
+    entry = get_component("attacks", attack).obj
     eps = 8 / 255
     runs = {}
     for name, target in (("argmax", model), ("threshold", at_threshold(model, THRESHOLD))):

@@ -1,4 +1,4 @@
-"""Tests for benchmark/perturbation.py's region option (SSIM/PSNR inside the breast) and `breast_mask`.
+"""Tests for benchmark/attacking/perturbation.py's region option (SSIM/PSNR inside the breast) and `breast_mask`.
 
 The whole-image numbers are tested against skimage in tests/test_metrics.py.
 """
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.perturbation import breast_mask, per_image_perturbation, perturbation_metrics, summarise
+from benchmark.attacking.perturbation import breast_mask, per_image_perturbation, perturbation_metrics, summarise
 
 
 def _mammo(n=3, h=32, w=32, seed=0):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import BenchmarkError
-from benchmark.planner import plan_matrix
+from benchmark.execution.planner import plan_matrix
 from conftest import tiny_config
 
 

@@ -9,15 +9,15 @@ import numpy as np
 import pydicom
 import pytest
 
-from benchmark import dicom_io, preprocess_cache
-from benchmark.dicom_io import (
+from benchmark.data import dicom_io, preprocess_cache
+from benchmark.data.dicom_io import (
     SyntheticDicomMeta,
     quantize,
     read_mammogram,
     write_mammogram,
 )
 from benchmark.errors import BenchmarkError
-from benchmark.preprocess_cache import cache_key, cached_read
+from benchmark.data.preprocess_cache import cache_key, cached_read
 
 
 def _write(path: Path, shade: float = 0.4, photometric: str = "MONOCHROME2") -> Path:

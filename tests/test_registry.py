@@ -4,27 +4,27 @@ from __future__ import annotations
 import pytest
 
 from benchmark.errors import BenchmarkError
-from benchmark.registry import get_entry, get_registry, list_entries, register_defense
+from benchmark.registry import get_component, get_registry, list_components, register_defense
 
 
 def test_builtins_are_listed_with_doc_and_source() -> None:
-    models = {e.name: e for e in list_entries("models")}
+    models = {e.name: e for e in list_components("models")}
     assert "resnet10t" in models and "resnet18" in models
     assert models["resnet18"].source == "built-in models/resnet.py"
     assert models["resnet18"].doc.startswith("ResNet-18")
-    attacks = {e.name: e for e in list_entries("attacks")}
+    attacks = {e.name: e for e in list_components("attacks")}
     assert attacks["fgsm"].meta["threat"] == "linf"
 
 
 def test_entry_point_plugin_is_discovered_with_its_distribution() -> None:
-    entry = get_entry("datasets", "tiny-blobs")
+    entry = get_component("datasets", "tiny-blobs")
     assert entry.source == "plugin tinyplugin (entry point tiny-blobs)"
     assert entry.doc == "Tiny test set: blocky noise; positives carry a bright disc."
 
 
 def test_unknown_name_suggests_close_matches() -> None:
     with pytest.raises(BenchmarkError, match=r"unknown model 'resnet81'; did you mean 'resnet18'"):
-        get_entry("models", "resnet81")
+        get_component("models", "resnet81")
 
 
 def test_duplicate_name_names_both_sources() -> None:
@@ -46,5 +46,5 @@ def test_code_version_changes_with_source() -> None:
         assert len(entry.version) == 12
     finally:
         registry.remove("tmp-variant")
-    assert get_entry("models", "resnet18").version == get_entry("models", "resnet10t").version  # same file
-    assert get_entry("models", "resnet18").version != get_entry("attacks", "fgsm").version
+    assert get_component("models", "resnet18").version == get_component("models", "resnet10t").version  # same file
+    assert get_component("models", "resnet18").version != get_component("attacks", "fgsm").version

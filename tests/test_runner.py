@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.runner import run
-from benchmark.store import Store
+from benchmark.execution.matrix import run
+from benchmark.execution.store import Store
 from conftest import tiny_config
 
 TIMING = ["attack_seconds", "images_per_s", "train_seconds"]
@@ -96,7 +96,7 @@ def test_leaderboard_entries_and_markdown(tiny) -> None:
 
 
 def test_light_augmentation_keeps_the_breast_in_place_and_strong_shifts_and_mirrors_it() -> None:
-    from benchmark.training import augment
+    from benchmark.training.loop import augment
     x = torch.zeros(64, 1, 32, 32)
     x[:, :, 10:12, 8:10] = 0.8  # a bright blob on the left (chest wall side), 8 px from the edge
     light = augment(x, torch.Generator().manual_seed(0), "light")

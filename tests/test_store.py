@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.store import Store, stage_key
+from benchmark.execution.store import Store, stage_key
 
 
 def test_key_depends_on_everything_that_decides_the_result() -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import tiny_raw, write_toml
 
-from benchmark.store import STAGE_LOG
+from benchmark.execution.store import STAGE_LOG
 
 
 def _run_together(tmp_path: Path, n: int) -> tuple[list[subprocess.CompletedProcess], float]:

@@ -14,9 +14,9 @@ from scipy import ndimage
 
 from benchmark.datasets.synthetic_mammo import parse_options, synthetic_mammo
 from benchmark.errors import BenchmarkError
-from benchmark.gallery import save_gallery
+from benchmark.leaderboard.gallery import save_gallery
 from benchmark.registry import get_registry
-from benchmark.synthetic_mammo import (MASK_CALCIFICATION, MASK_MASS, SynthConfig, draw_case, fit_beta, generate,
+from benchmark.data.phantom import (MASK_CALCIFICATION, MASK_MASS, SynthConfig, draw_case, fit_beta, generate,
                                        power_law_field, render_view)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_config
 
-from benchmark.runner import run
+from benchmark.execution.matrix import run
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["StageContext", "RUNNERS", "runner_version"]
+__all__ = ["StageContext", "STAGE_FUNCTIONS", "stage_version"]
 
 
 @dataclass
@@ -21,23 +21,23 @@ class StageContext:
     secrets_dir: Path | None = None  # the store's private folder (the id key); never in an artifact or a leaderboard
 
 
-Runner = Callable[[dict, dict[str, Path], Path, StageContext], None]
+StageFunction = Callable[[dict, dict[str, Path], Path, StageContext], None]
 
 
-def _runners() -> dict[str, Runner]:
+def _stage_functions() -> dict[str, StageFunction]:
     from benchmark.stages import attack, data, fakes, gan, score, train
 
     return {"data": data.run, "train": train.run, "gan": gan.run, "fakes": fakes.run, "attack": attack.run,
             "score": score.run}
 
 
-RUNNERS = _runners()
+STAGE_FUNCTIONS = _stage_functions()
 
 
-def runner_version(kind: str) -> str:
+def stage_version(kind: str) -> str:
     """A hash of the stage module and the engine modules it uses: changing how a stage computes changes its keys."""
     import sys
 
-    from benchmark.code_version import module_version
+    from benchmark.execution.code_version import module_version
 
-    return module_version(sys.modules[RUNNERS[kind].__module__])
+    return module_version(sys.modules[STAGE_FUNCTIONS[kind].__module__])

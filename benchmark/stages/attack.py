@@ -13,10 +13,10 @@ from benchmark.config import budget_label
 from benchmark.device import seed_everything
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.inference import predict_manipulation, predict_proba
-from benchmark.operating_point import at_threshold, logit_shift
-from benchmark.registry import get_entry
-from benchmark.gallery import save_attack_gallery
+from benchmark.training.inference import predict_manipulation, predict_proba
+from benchmark.attacking.operating_point import at_threshold, logit_shift
+from benchmark.registry import get_component
+from benchmark.leaderboard.gallery import save_attack_gallery
 from benchmark.stages import data as data_stage
 from benchmark.stages import fakes as fakes_stage
 from benchmark.stages import train as train_stage
@@ -27,7 +27,7 @@ __all__ = ["run", "load", "load_manipulation"]
 def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     """Attack every test image in batches; save float32 adversarial images and their scores."""
     seed_everything(params["seed"])
-    entry = get_entry("attacks", params["attack"]["name"])
+    entry = get_component("attacks", params["attack"]["name"])
     data = data_stage.load(inputs["data"])
     test = data.subset("test")
     device, batch_size = ctx.device, ctx.attack_batch_size
@@ -85,7 +85,7 @@ def _blocked_message(params: dict, defense: object) -> str:
     cls = type(defense)
     return (f"attack {params['attack']['name']}: defense {defense_name(params)} ({cls.__module__}.{cls.__qualname__}) "
             "blocks gradients: its deployed model's output has no grad_fn (does wrap() run under torch.no_grad() "
-            "or leave autograd through numpy?); deploy the transform behind benchmark.adaptive.TransformedModel "
+            "or leave autograd through numpy?); deploy the transform behind benchmark.attacking.adaptive.TransformedModel "
             "(BPDA/EOT) so that attacks reach the model")
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import preprocess_cache
+from benchmark.data import preprocess_cache
 from benchmark.config import DatasetSpec
-from benchmark.dataset_folder import id_key, using_id_key
+from benchmark.data.dataset_folder import id_key, using_id_key
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import SPLITS, ImageSet, unique_in_order
-from benchmark.registry import get_entry
+from benchmark.data.imageset import SPLITS, ImageSet, unique_in_order
+from benchmark.registry import get_component
 
 __all__ = ["check_patient_splits", "load", "patient_split", "run"]
 
@@ -48,7 +48,7 @@ def check_patient_splits(name: str, patients: np.ndarray, splits: np.ndarray) ->
 def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     """Make the data set artifact: imageset.npz plus summary.json."""
     spec = DatasetSpec(**{**params["dataset"], "split": tuple(params["dataset"]["split"])})
-    entry = get_entry("datasets", spec.name)
+    entry = get_component("datasets", spec.name)
     (out / "source").mkdir()
     cache_dir, secrets_dir = getattr(ctx, "cache_dir", None), getattr(ctx, "secrets_dir", None)
     key_file = (spec.options or {}).get("id_key_file")

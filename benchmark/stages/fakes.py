@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.detector import real_vs_fake_auc
+from benchmark.gan.detector import real_vs_fake_auc
 from benchmark.device import seed_everything
-from benchmark.gan_training import apply_generators
-from benchmark.imageset import SPLITS
+from benchmark.gan.training import apply_generators
+from benchmark.data.imageset import SPLITS
 from benchmark.metrics import to_jsonable
-from benchmark.perturbation import breast_mask, perturbation_metrics
+from benchmark.attacking.perturbation import breast_mask, perturbation_metrics
 from benchmark.stages import data as data_stage
 from benchmark.stages import gan as gan_stage
 

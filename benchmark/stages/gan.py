@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from benchmark.device import seed_everything
-from benchmark.gan_networks import UNetGenerator
-from benchmark.gan_training import DIRECTIONS, GanSchedule, schedule_from_options, train_gan
+from benchmark.gan.networks import UNetGenerator
+from benchmark.gan.training import DIRECTIONS, GanSchedule, schedule_from_options, train_gan
 from benchmark.stages import data as data_stage
 from benchmark.stages import train as train_stage
 

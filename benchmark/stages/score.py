@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.metrics import attack_outcome, classification_metrics, detection_outcome, to_jsonable
-from benchmark.perturbation import perturbation_metrics
+from benchmark.attacking.perturbation import perturbation_metrics
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 

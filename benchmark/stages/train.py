@@ -11,15 +11,15 @@ from torch import nn
 from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
 from benchmark.device import prepare_model, seed_everything
 from benchmark.entry_api import Defense
-from benchmark.inference import predict_manipulation, predict_proba
-from benchmark.losses import make_loss
-from benchmark.masking_probe import eot_samples, gradient_probe
+from benchmark.training.inference import predict_manipulation, predict_proba
+from benchmark.training.losses import make_loss
+from benchmark.attacking.masking_probe import eot_samples, gradient_probe
 from benchmark.metrics import bootstrap_auc, choose_threshold, flag_threshold, rate
-from benchmark.model_factory import load_checkpoint
-from benchmark.registry import get_entry
+from benchmark.training.model_factory import load_checkpoint
+from benchmark.registry import get_component
 from benchmark.stages import data as data_stage
 from benchmark.stages import fakes as fakes_stage
-from benchmark.training import train_classifier
+from benchmark.training.loop import train_classifier
 
 __all__ = ["DEFAULT_FALSE_ALARM_RATE", "load", "run"]
 
@@ -28,10 +28,10 @@ DEFAULT_FALSE_ALARM_RATE = 0.05  # a detecting defense's head flags this share o
 
 def build(model_spec: ModelSpec, defense_spec: DefenseSpec, image_size: int) -> tuple[nn.Module, Defense]:
     """Fresh model and defense objects from their registry entries."""
-    defense = get_entry("defenses", defense_spec.name).obj(defense_spec.options)
+    defense = get_component("defenses", defense_spec.name).obj(defense_spec.options)
     extra = int(getattr(defense, "extra_classes", 0))  # e.g. a "manipulated" output for a detecting defense
     options = {**model_spec.options, **({"num_classes": 2 + extra} if extra else {})}
-    model = get_entry("models", model_spec.name).obj(image_size, **options)
+    model = get_component("models", model_spec.name).obj(image_size, **options)
     return model, defense
 
 
@@ -60,7 +60,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
                               params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
                               loss_fn=defense.training_loss(
-                                  make_loss(get_entry("models", model_spec.name).meta.get("recipe", {}), teacher)),
+                                  make_loss(get_component("models", model_spec.name).meta.get("recipe", {}), teacher)),
                               progress=ctx.progress)
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")
@@ -86,7 +86,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         "parameters": sum(p.numel() for p in model.parameters()), "detection": detection,
         "detection_threshold": flag_at,  # the head's "manipulated" logit above this flags an image
         "eot_samples": eot_samples(deployed),  # > 1: a random transform averaged over draws when attacked (EOT)
-        # gradient-masking probe on the deployed model, judged by benchmark.masking_checks at leaderboard time
+        # gradient-masking probe on the deployed model, judged by benchmark.leaderboard.checks at leaderboard time
         "masking_probe": gradient_probe(deployed, val.images, val.labels, device)}, indent=1))
 
 

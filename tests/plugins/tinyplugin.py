@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.adaptive import TransformedModel
+from benchmark.attacking.adaptive import TransformedModel
 from benchmark.entry_api import Defense
-from benchmark.imageset import ImageSet
+from benchmark.data.imageset import ImageSet
 
 
 def tiny_blobs(spec, workdir: Path) -> ImageSet:

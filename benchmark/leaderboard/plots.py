@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.leaderboard_entry import BOARD_TITLES, cell_columns, cell_flags, slug
+from benchmark.leaderboard.entry import BOARD_TITLES, cell_columns, cell_flags, slug
 from benchmark.metrics import rate, worst_case
 
 __all__ = ["render_plots"]

@@ -20,15 +20,15 @@ from benchmark.compatibility import CompatibilityWarning
 from benchmark.config import MatrixConfig
 from benchmark.device import resolve_device
 from benchmark.errors import BenchmarkError
-from benchmark.executor_local import StageOutcome, run_plan
-from benchmark.leaderboard_source import publish_run
-from benchmark.planner import STAGE_KINDS, Plan, plan_matrix
-from benchmark.results import collect_cells, write_run
+from benchmark.execution.local import StageOutcome, run_plan
+from benchmark.leaderboard.source import publish_run
+from benchmark.execution.planner import STAGE_KINDS, Plan, plan_matrix
+from benchmark.execution.records import collect_cells, write_run
 from benchmark.stages import StageContext
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 if TYPE_CHECKING:
-    from benchmark.executor_ray import RayOptions
+    from benchmark.execution.ray_cluster import RayOptions
 
 __all__ = ["RunResult", "check_writable", "run"]
 
@@ -95,7 +95,7 @@ def _write_latest(records: Path, run_id: str) -> None:
 def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
         leaderboard: bool = True, backend: str = "local", ray_options: RayOptions | None = None) -> RunResult:
     """Run every cell of config not already stored; write run records and (for matrices) the leaderboard.
-    backend "ray" runs each stage as a Ray task (benchmark/executor_ray.py), configured by ray_options."""
+    backend "ray" runs each stage as a Ray task (benchmark/execution/ray_cluster.py), configured by ray_options."""
     started = time.time()
     for kind in force:
         if kind not in STAGE_KINDS:
@@ -109,7 +109,7 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
         if not issubclass(w.category, CompatibilityWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if backend == "ray":  # imported only when asked for: Ray is an optional extra
-        from benchmark.executor_ray import RayOptions, cluster_device, run_plan_ray
+        from benchmark.execution.ray_cluster import RayOptions, cluster_device, run_plan_ray
 
         ray_options = ray_options or RayOptions()
         device = cluster_device(config.run.device, ray_options)  # the cluster's GPUs count, not this machine's

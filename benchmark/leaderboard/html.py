@@ -4,7 +4,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from benchmark.leaderboard_entry import (
+from benchmark.leaderboard.entry import (
     BOARD_TITLES,
     STUDY,
     STUDY_VIEWS,
@@ -14,7 +14,7 @@ from benchmark.leaderboard_entry import (
     fmt_pct,
     standing,
 )
-from benchmark.masking_checks import clean_balanced_accuracy
+from benchmark.leaderboard.checks import clean_balanced_accuracy
 
 __all__ = ["render_html"]
 

@@ -16,9 +16,9 @@ from benchmark.config import TrainSpec
 from benchmark.device import autocast
 from benchmark.entry_api import Defense
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import ImageSet
-from benchmark.inference import predict_proba
-from benchmark.losses import LossFn, make_loss
+from benchmark.data.imageset import ImageSet
+from benchmark.training.inference import predict_proba
+from benchmark.training.losses import LossFn, make_loss
 
 __all__ = ["TrainResult", "augment", "balanced_batches", "train_classifier"]
 

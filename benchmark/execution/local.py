@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from benchmark.errors import BenchmarkError
-from benchmark.planner import Plan, Stage
-from benchmark.stages import RUNNERS, StageContext
-from benchmark.store import Store
+from benchmark.execution.planner import Plan, Stage
+from benchmark.stages import STAGE_FUNCTIONS, StageContext
+from benchmark.execution.store import Store
 
 __all__ = ["StageOutcome", "run_plan"]
 
@@ -63,7 +63,7 @@ def _execute(stage: Stage, store: Store, ctx: StageContext, force: bool, run_id:
     record = {"kind": stage.kind, "label": stage.label, "params": stage.params, "deps": stage.deps,
               "versions": stage.versions, "run_id": run_id}
     try:
-        _, computed = store.compute(stage.key, lambda out: RUNNERS[stage.kind](stage.params, inputs, out, ctx),
+        _, computed = store.compute(stage.key, lambda out: STAGE_FUNCTIONS[stage.kind](stage.params, inputs, out, ctx),
                                     record, force)
     except KeyboardInterrupt:
         raise

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark.adaptive import TransformedModel
+from benchmark.attacking.adaptive import TransformedModel
 
 __all__ = ["PROBE_IMAGES", "ZERO_NORM", "eot_samples", "gradient_probe"]
 

@@ -17,7 +17,7 @@ from filelock import FileLock
 
 from benchmark.config import budget_label
 from benchmark.errors import BenchmarkError
-from benchmark.leaderboard_entry import (
+from benchmark.leaderboard.entry import (
     BOARDS,
     board_attacks,
     cell_name,
@@ -29,8 +29,8 @@ from benchmark.leaderboard_entry import (
     study_views,
     worst_flags,
 )
-from benchmark.leaderboard_markdown import render_boards_markdown, render_csv
-from benchmark.masking_checks import evaluate, marks, verdict
+from benchmark.leaderboard.markdown import render_boards_markdown, render_csv
+from benchmark.leaderboard.checks import evaluate, marks, verdict
 from benchmark.metrics import balanced_accuracy, rate, to_jsonable
 from benchmark.names import NAME_PATTERN, NAME_RULE
 
@@ -280,8 +280,8 @@ def write_leaderboard(folder: Path, entries: list[dict], dataset: str,
     galleries maps an entry's gallery file ('galleries/x.png') to the PNG to copy; None keeps the folder's own.
     Everything is built in a staging folder first, so a crash never leaves a half-written leaderboard.
     """
-    from benchmark.leaderboard_html import render_html
-    from benchmark.leaderboard_plots import render_plots
+    from benchmark.leaderboard.html import render_html
+    from benchmark.leaderboard.plots import render_plots
 
     folder = Path(folder)
     entries = rank(entries)

@@ -8,10 +8,10 @@ from pathlib import Path
 from benchmark.compatibility import check_matrix
 from benchmark.config import MatrixConfig, ModelSpec, budget_label, parse_budget
 from benchmark.errors import BenchmarkError
-from benchmark.model_recipes import train_defaults
-from benchmark.registry import get_entry
-from benchmark.stages import runner_version
-from benchmark.store import stage_key
+from benchmark.training.recipes import train_defaults
+from benchmark.registry import get_component
+from benchmark.stages import stage_version
+from benchmark.execution.store import stage_key
 
 __all__ = ["Stage", "Plan", "plan_matrix", "STAGE_KINDS"]
 
@@ -49,7 +49,7 @@ class _Builder:
 
     def add(self, kind: str, label: str, params: dict, deps: dict[str, Stage], versions: dict[str, str],
             cell: tuple | None = None) -> Stage:
-        versions = {**versions, f"stage:{kind}": runner_version(kind)}
+        versions = {**versions, f"stage:{kind}": stage_version(kind)}
         key = stage_key(kind, params, [d.key for d in deps.values()], versions)
         if key not in self.stages:  # two cells never compute the same artifact twice
             self.stages[key] = Stage(kind, key, label, params, {r: d.key for r, d in deps.items()}, cell, versions)
@@ -91,10 +91,10 @@ def _check_inputs(config: MatrixConfig, dataset: object) -> None:
 def plan_matrix(config: MatrixConfig) -> Plan:
     """The DAG for every (model x defense x attack x budget) cell; unknown names fail before anything runs."""
     b = _Builder()
-    dataset = get_entry("datasets", config.dataset.name)
-    models = [(m, get_entry("models", m.name)) for m in config.models]
-    defenses = [(d, get_entry("defenses", d.name)) for d in config.defenses]
-    attacks = [(a, get_entry("attacks", a.name)) for a in config.attacks]
+    dataset = get_component("datasets", config.dataset.name)
+    models = [(m, get_component("models", m.name)) for m in config.models]
+    defenses = [(d, get_component("defenses", d.name)) for d in config.defenses]
+    attacks = [(a, get_component("attacks", a.name)) for a in config.attacks]
     attacks = [(a, e, _budgets(config, a, e)) for a, e in attacks]
     check_matrix(config)  # threat-model checks per cell: refuse what cannot run honestly, warn where unsure
     _check_inputs(config, dataset)  # data set options and checkpoint files: before anything is written
@@ -141,9 +141,9 @@ SANITY_ATTACK = "pgd-linf"  # white-box, default options: shared with a matrix c
 def _sanity_cell(b: _Builder, config: MatrixConfig, data: Stage, train: Stage, train_params: dict,
                  versions: dict[str, str]) -> Stage:
     """PGD-L-inf at [attack] sanity_budget against one entry: a white-box attack that reaches the model brings it
-    near chance there (benchmark/masking_checks.py). Scored with role "sanity": it ranks on no board."""
+    near chance there (benchmark/leaderboard/checks.py). Scored with role "sanity": it ranks on no board."""
     eps, model, defense = config.sanity_budget, train_params["model"]["name"], train_params["defense"]["name"]
-    entry = get_entry("attacks", SANITY_ATTACK)
+    entry = get_component("attacks", SANITY_ATTACK)
     label = f"{SANITY_ATTACK}@{budget_label(eps)} vs {model}+{defense} (sanity)"
     att = b.add("attack", f"attack {label}", {"attack": {"name": SANITY_ATTACK, "options": {}}, "budget": eps,
                                               "train": train_params, "seed": config.run.seed},
@@ -166,8 +166,8 @@ def _surrogate(config: MatrixConfig, name: str, attack: str) -> tuple[dict, dict
 def _undefended(config: MatrixConfig, spec: ModelSpec) -> tuple[dict, dict[str, str]]:
     """Train params and versions of `spec` trained without defense."""
     params = {"model": asdict(spec), "defense": {"name": "none", "options": {}}, "seed": config.run.seed}
-    versions = {f"model:{spec.name}": get_entry("models", spec.name).version,
-                "defense:none": get_entry("defenses", "none").version}
+    versions = {f"model:{spec.name}": get_component("models", spec.name).version,
+                "defense:none": get_component("defenses", "none").version}
     return params, versions
 
 
@@ -175,7 +175,7 @@ def _teacher(b: _Builder, config: MatrixConfig, data: Stage, model: ModelSpec) -
     """The undefended train stage of the model that `model` distils from: its matrix entry when listed (so the
     stage is shared), else the teacher's own recipe over the [training] section."""
     name = model.train.distill
-    get_entry("models", name)  # unknown names fail here, with close matches
+    get_component("models", name)  # unknown names fail here, with close matches
     if name == model.name:
         raise BenchmarkError(f"{config.source}: models '{model.name}': distill = \"{name}\" names the model itself; "
                              "name another registered model to learn from, such as \"resnet10t\"")

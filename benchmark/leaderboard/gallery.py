@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmark.imageset import ImageSet
+from benchmark.data.imageset import ImageSet
 
 __all__ = ["save_gallery", "save_attack_gallery", "pick_examples"]
 

@@ -77,7 +77,7 @@ def write_mammogram(path: Path, pixels: np.ndarray, meta: SyntheticDicomMeta) ->
     ds.SeriesInstanceUID = _uid(meta, "series", meta.patient_index, meta.view)
     ds.FrameOfReferenceUID = _uid(meta, "frame", meta.patient_index, meta.view)
     ds.Modality, ds.Manufacturer = "MG", "SYNTHETIC"
-    ds.ManufacturerModelName = "benchmark.synthetic_mammo"
+    ds.ManufacturerModelName = "benchmark.data.phantom"
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20000101"
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = "000000"
     ds.StudyID, ds.AccessionNumber = str(meta.patient_index), ""

@@ -14,10 +14,10 @@ import pandas as pd
 
 from benchmark.config import MatrixConfig
 from benchmark.errors import BenchmarkError
-from benchmark.executor_local import StageOutcome
-from benchmark.planner import Plan
+from benchmark.execution.local import StageOutcome
+from benchmark.execution.planner import Plan
 from benchmark.stages import score as score_stage
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 __all__ = ["collect_cells", "flatten_row", "write_run", "read_run", "versions", "git_commit", "resolve_run"]
 
@@ -38,7 +38,7 @@ def versions() -> dict[str, str]:
 
 def git_commit(root: Path | None = None) -> str | None:
     """The checkout's commit (with '+dirty' when files changed), or None outside git."""
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:

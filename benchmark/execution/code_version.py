@@ -8,7 +8,7 @@ from types import ModuleType
 
 __all__ = ["module_version", "object_version"]
 
-_NEUTRAL = {"benchmark.registry", "benchmark.errors", "benchmark.code_version"}  # naming, not computing
+_NEUTRAL = {"benchmark.registry", "benchmark.errors", "benchmark.execution.code_version"}  # naming, not computing
 
 
 def _source(module: ModuleType) -> str:

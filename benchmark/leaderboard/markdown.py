@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from benchmark.leaderboard_entry import (
+from benchmark.leaderboard.entry import (
     BOARD_TITLES,
     STUDY,
     STUDY_VIEWS,
@@ -15,7 +15,7 @@ from benchmark.leaderboard_entry import (
     md_text,
     standing,
 )
-from benchmark.masking_checks import CHECKS_DOC, clean_balanced_accuracy
+from benchmark.leaderboard.checks import CHECKS_DOC, clean_balanced_accuracy
 
 __all__ = ["render_boards_markdown", "render_csv"]
 

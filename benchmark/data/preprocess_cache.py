@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import dicom_io
+from benchmark.data import dicom_io
 from benchmark.atomic_file import atomic_write
-from benchmark.code_version import module_version
+from benchmark.execution.code_version import module_version
 
 __all__ = ["CacheStats", "active", "cache_key", "cached_read", "using"]
 

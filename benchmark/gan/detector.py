@@ -7,11 +7,11 @@ import torch
 from benchmark.config import TrainSpec
 from benchmark.device import prepare_model
 from benchmark.entry_api import Defense
-from benchmark.imageset import ImageSet
-from benchmark.inference import predict_proba
+from benchmark.data.imageset import ImageSet
+from benchmark.training.inference import predict_proba
 from benchmark.metrics import paired_bootstrap_auc, rate
-from benchmark.model_factory import create_timm
-from benchmark.training import train_classifier
+from benchmark.training.model_factory import create_timm
+from benchmark.training.loop import train_classifier
 
 __all__ = ["real_vs_fake_auc", "DETECTOR_MODEL", "DETECTOR_RECIPE"]
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from benchmark.device import autocast
 from benchmark.errors import BenchmarkError
-from benchmark.gan_networks import FeatureDiscriminator, UNetGenerator
+from benchmark.gan.networks import FeatureDiscriminator, UNetGenerator
 
 __all__ = ["GanSchedule", "DIRECTIONS", "train_direction", "train_gan", "apply_generators", "schedule_from_options"]
 

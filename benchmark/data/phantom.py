@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 from scipy import ndimage
 
-from benchmark.parenchyma_texture import fit_beta, power_law_field
+from benchmark.data.texture import fit_beta, power_law_field
 
 __all__ = ["DENSITIES", "LESION_TYPES", "MASK_MASS", "MASK_CALCIFICATION", "SynthConfig", "BreastCase",
            "SyntheticMammogram", "draw_case", "render_view", "generate", "power_law_field", "fit_beta"]

@@ -17,7 +17,7 @@ from torch import nn
 from benchmark.device import autocast
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.torch_attacks import eval_mode
+from benchmark.attacking.torch_attacks import eval_mode
 
 __all__ = ["art_classifier", "art_generate"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.leaderboard_entry import (
+from benchmark.leaderboard.entry import (
     BOARDS,
     cell_flags,
     decode_flags,

@@ -19,11 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from benchmark.errors import BenchmarkError
-from benchmark.executor_local import BY_ANOTHER_RUN, StageOutcome
-from benchmark.executor_local import _execute as execute_stage
-from benchmark.planner import Plan, Stage
+from benchmark.execution.local import BY_ANOTHER_RUN, StageOutcome
+from benchmark.execution.local import _execute as execute_stage
+from benchmark.execution.planner import Plan, Stage
 from benchmark.stages import StageContext
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 __all__ = ["RayOptions", "cluster_device", "connect", "disconnect", "run_plan_ray"]
 

@@ -10,11 +10,11 @@ import numpy as np
 import pydicom
 from tqdm.auto import tqdm
 
-from benchmark.dataset_folder import anon_id
-from benchmark.dicom_io import reason, transform_mask
+from benchmark.data.dataset_folder import anon_id
+from benchmark.data.dicom_io import reason, transform_mask
 from benchmark.errors import BenchmarkError
-from benchmark.imageset import SPLITS, ImageSet, unique_in_order
-from benchmark.preprocess_cache import cached_read
+from benchmark.data.imageset import SPLITS, ImageSet, unique_in_order
+from benchmark.data.preprocess_cache import cached_read
 
 __all__ = ["Record", "limit_records", "official_splits", "read_records"]
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import BenchmarkError
-from benchmark.gallery import save_attack_gallery
-from benchmark.leaderboard import build_entries, write_leaderboard
-from benchmark.leaderboard_entry import cell_name
+from benchmark.leaderboard.gallery import save_attack_gallery
+from benchmark.leaderboard.board import build_entries, write_leaderboard
+from benchmark.leaderboard.entry import cell_name
 from benchmark.metrics import classification_metrics, to_jsonable
-from benchmark.registry import get_entry
+from benchmark.registry import get_component
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import data as data_stage
 from benchmark.stages import score as score_stage
-from benchmark.store import Store
+from benchmark.execution.store import Store
 
 __all__ = ["RunCells", "latest_run", "load_run", "publish_run"]
 
@@ -97,7 +97,7 @@ def _cause(stage: dict, by_key: dict[str, dict]) -> str:
 def _failed_cell(stage: dict, by_key: dict[str, dict]) -> dict:
     cell = stage["cell"]
     try:
-        threat = get_entry("attacks", cell["attack"]).meta.get("threat", "linf")
+        threat = get_component("attacks", cell["attack"]).meta.get("threat", "linf")
     except BenchmarkError:
         threat = "linf"
     name = cell_name({"attack": cell["attack"], "budget": cell["budget"], "threat": threat})

@@ -1,0 +1,1 @@
+"""Attack machinery shared by the registered attacks: torch attacks, ART adapter, operating point."""

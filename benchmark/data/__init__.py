@@ -1,0 +1,1 @@
+"""Images in: DICOM reading, data set folders, preprocessing cache, the synthetic phantom."""

@@ -1,0 +1,1 @@
+"""Running the matrix: plan, store, code versions, executors, records."""

@@ -1,0 +1,1 @@
+"""The lesion GAN: networks, training, real-vs-fake detector."""

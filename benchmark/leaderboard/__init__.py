@@ -1,0 +1,1 @@
+"""Reporting: entries, boards (markdown, html, plots), checks, the regression gate, galleries."""

@@ -1,0 +1,1 @@
+"""Classifiers: model factory, recipes, losses, training loop, inference."""
