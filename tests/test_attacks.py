@@ -134,7 +134,9 @@ def test_pgd_at_least_as_strong_as_fgsm_and_monotone_in_eps(trained) -> None:
     pgd = [accuracy(model, attack("pgd-linf", model, x, y, e), y) for e in budgets]
     assert all(p <= f for p, f in zip(pgd, fgsm))
     assert all(a >= b for a, b in zip([clean] + fgsm, fgsm)) and all(a >= b for a, b in zip([clean] + pgd, pgd))
-    assert pgd[-1] <= 0.1 < fgsm[-1] < clean  # at 8/255 PGD breaks this undefended toy model, FGSM does not
+    # At 8/255 PGD breaks this undefended toy model and FGSM does not. The trained toy differs a little between CPUs
+    # (7/48 left robust on an AVX-512 EPYC, under 5/48 elsewhere), so the bound leaves room and the gap is the claim.
+    assert pgd[-1] <= 0.25 and fgsm[-1] - pgd[-1] >= 0.25 and fgsm[-1] < clean
 
 
 def test_lesion_pgd_stays_in_the_lesion_or_a_breast_region(trained) -> None:
