@@ -23,6 +23,7 @@ run: $(STAMP)
 	$(PY) -m benchmark run --matrix --config $(CONFIG)
 
 test: $(STAMP) browser
+	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 browser:
