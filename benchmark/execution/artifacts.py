@@ -69,7 +69,8 @@ class ScoreFiles(NamedTuple):
     gallery: str = "gallery.png"  # GAN cells scored before galleries were drawn at leaderboard time
 
 
-DATA, TRAIN, GAN, FAKES, ATTACK, SCORE = DataFiles(), TrainFiles(), GanFiles(), FakesFiles(), AttackFiles(), ScoreFiles()
+DATA, TRAIN, GAN = DataFiles(), TrainFiles(), GanFiles()
+FAKES, ATTACK, SCORE = FakesFiles(), AttackFiles(), ScoreFiles()
 
 
 def _json(path: Path) -> dict:
@@ -99,7 +100,7 @@ def read_clean_manipulation(path: Path) -> np.ndarray | None:
 
 
 def read_deployed(path: Path, params: dict, image_size: int, device: torch.device) -> tuple[nn.Module, Defense, dict]:
-    """The deployed (defense-wrapped) model of a train artifact made with these train params, its defense, its record."""
+    """The deployed (defense-wrapped) model of a train artifact made with these params, its defense, its record."""
     model, defense = build_deployable(*deployable_specs(params), image_size)
     model.load_state_dict(torch.load(Path(path) / TRAIN.weights, map_location="cpu", weights_only=True))
     model = prepare_model(model, device).eval()

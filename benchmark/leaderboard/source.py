@@ -38,7 +38,7 @@ class RunCells:
         return build_entries(self.cells, self.dataset, self.provenance, self.failed, self.versions)
 
     def galleries(self, entries: list[dict], workdir: Path) -> dict[str, Path]:
-        """Leaderboard gallery file -> PNG, drawn into workdir from the stored artifacts (or a score's own, if older)."""
+        """Leaderboard gallery file -> PNG, drawn into workdir from the stored artifacts (or an older score's own)."""
         out, data_cache = {}, {}
         for e in entries:
             semantic = {a["cell"]: a for a in e.get("attacks", []) if a.get("threat") == "semantic"}
