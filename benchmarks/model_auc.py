@@ -23,15 +23,13 @@ import time
 import tomllib
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.config import DEFAULT_CONFIG, parse_config
 from benchmark.metrics import bootstrap_auc
 from benchmark.registry import list_components
 from benchmark.execution.matrix import run
-from benchmark.stages import data as data_stage
+from benchmark.execution.artifacts import TRAIN, read_clean_scores, read_data, read_train_record
 from benchmark.execution.store import Store
 
 RESULTS = Path(__file__).parent / "results" / "model_auc.json"
@@ -57,16 +55,16 @@ def measure(models: list[str], store: Path, quick: bool,
     failed = [f"{o.label}: {o.error}" for o in result.failed] if hasattr(result, "failed") else []
     objects = Store(store)
     data_key = next(s.key for s in result.plan.stages if s.kind == "data")
-    test = data_stage.load(objects.path(data_key)).subset("test")
+    test = read_data(objects.path(data_key)).subset("test")
     rows = []
     names = [m.name for m in config.models]
     for stage in (s for s in result.plan.stages if s.kind == "train" and s.params["model"]["name"] in names):
         folder = objects.path(stage.key)
-        if not (folder / "train.json").is_file():
+        if not (folder / TRAIN.record).is_file():
             rows.append({"model": stage.params["model"]["name"], "error": "training failed"})
             continue
-        info = json.loads((folder / "train.json").read_text())
-        auc = bootstrap_auc(test.labels, np.load(folder / "predictions.npz")["test"], n_boot=1000, seed=0)
+        info = read_train_record(folder)
+        auc = bootstrap_auc(test.labels, read_clean_scores(folder), n_boot=1000, seed=0)
         spec = config.models[names.index(info["model"])]  # a teacher outside the list has no row of its own
         rows.append({"model": info["model"], "test_auc": round(auc["value"], 4), "test_auc_lo": round(auc["lo"], 4),
                      "test_auc_hi": round(auc["hi"], 4), "val_auc": round(info["val_auc"], 4),

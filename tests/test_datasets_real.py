@@ -24,6 +24,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.data.imageset import ImageSet
 from benchmark.registry import get_component
 from benchmark.execution.matrix import _warn_skipped
+from benchmark.execution.artifacts import read_data
 from benchmark.stages import StageContext
 from benchmark.stages import data as data_stage
 from benchmark.execution.store import Store
@@ -171,7 +172,7 @@ def test_data_stage_uses_the_shared_cache_and_writes_skipped_files(tmp_path: Pat
     assert second["preprocess_cache"]["hits"] == 20 and second["preprocess_cache"]["misses"] == 0
     assert second["skipped_files"] == 5 and len(second["meta"]["skipped"]) == 5
     assert sum(s["positives"] for s in second["splits"].values()) == 5
-    a, b = (data_stage.load(tmp_path / run) for run in ("a", "b"))
+    a, b = (read_data(tmp_path / run) for run in ("a", "b"))
     np.testing.assert_array_equal(a.images, b.images)
     data_stage.check_patient_splits("rsna", b.patients, b.splits)
     text = (tmp_path / "b" / "summary.json").read_text() + " ".join(b.ids) + " ".join(b.patients)

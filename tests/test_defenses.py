@@ -21,9 +21,7 @@ from benchmark.training.inference import predict_proba
 from benchmark.metrics import attack_outcome
 from benchmark.registry import get_component, get_registry, register_defense
 from benchmark.execution.matrix import run
-from benchmark.stages import attack as attack_stage
-from benchmark.stages import data as data_stage
-from benchmark.stages import train as train_stage
+from benchmark.execution.artifacts import read_attack, read_data, read_deployed
 from benchmark.execution.store import Store
 
 CPU = torch.device("cpu")
@@ -223,9 +221,9 @@ def test_naive_pgd_overstates_jpeg_robustness(matrix: SimpleNamespace) -> None:
     assert bool(row["adaptive"]) and not bool(result.table.set_index("defense").loc["none", "adaptive"])
     train = _stage(result, "train resnet10t+jpeg")
     attack = _stage(result, "attack pgd-linf@8/255 vs resnet10t+jpeg")
-    test = data_stage.load(store.path(train.deps["data"])).subset("test")
-    deployed, defense, info = train_stage.load(store.path(train.key), train.params, 32, CPU)
-    stored, _, record = attack_stage.load(store.path(attack.key))
+    test = read_data(store.path(train.deps["data"])).subset("test")
+    deployed, defense, info = read_deployed(store.path(train.key), train.params, 32, CPU)
+    stored, _, record = read_attack(store.path(attack.key))
     assert record["adaptive"] is True and isinstance(deployed, TransformedModel)
 
     def pgd_on(model: nn.Module) -> np.ndarray:  # what the attack stage does, batch by batch, same seeds

@@ -16,9 +16,8 @@ from benchmark.gan.training import GanSchedule, schedule_from_options
 from benchmark.training.model_factory import create_timm
 from benchmark.execution.planner import plan_matrix
 from benchmark.execution.matrix import run
-from benchmark.stages import attack as attack_stage
-from benchmark.stages import data as data_stage
-from benchmark.stages import fakes as fakes_stage
+from benchmark.execution.artifacts import read_attack, read_clean_scores, read_data, read_fakes
+from benchmark.execution.store import Store
 
 TINY_GAN = {"identity_steps": 5, "head_steps": 20, "joint_steps": 60, "batch_size": 8, "unet_base": 8,
             "unet_levels": 2, "lr_generator": 5e-3, "fidelity_weight": 10.0}
@@ -108,12 +107,12 @@ def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_p
                          dataset={**raw["dataset"], "options": {"count": 192}})
     result = run(config, progress=False)
     assert not result.failed, [o.error for o in result.failed]
-    store = Path(config.run.store) / "objects"
+    store = Store(config.run.store)
     by_kind = {}
-    for art in store.glob("*/*/_artifact.json"):
-        by_kind.setdefault(json.loads(art.read_text())["kind"], []).append(art.parent)
-    data = data_stage.load(by_kind["data"][0])
-    fakes, visibility = fakes_stage.load(by_kind["fakes"][0])
+    for stage in result.plan.stages:
+        by_kind.setdefault(stage.kind, []).append(store.path(stage.key))
+    data = read_data(by_kind["data"][0])
+    fakes, visibility = read_fakes(by_kind["fakes"][0])
     assert fakes.shape == data.images.shape and fakes.dtype == np.float32
     # Edits stay local: most of the change of a positive sits inside its lesion mask (the disc the GAN removes).
     pos = data.labels == 1
@@ -125,9 +124,8 @@ def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_p
     assert 0 <= visibility["detector"]["auc"]["value"] <= 1
     # Scores move in the attacked direction: up for negatives (insert), down for positives (remove).
     test = data.subset("test")
-    _, after, record = attack_stage.load(by_kind["attack"][0])
-    with np.load(by_kind["train"][0] / "predictions.npz") as z:
-        before = z["test"]
+    _, after, record = read_attack(by_kind["attack"][0])
+    before = read_clean_scores(by_kind["train"][0])
     neg, pos = test.labels == 0, test.labels == 1
     print(f"P(positive) before: negatives {before[neg].mean():.3f}, positives {before[pos].mean():.3f}; after: "
           f"{after[neg].mean():.3f}, {after[pos].mean():.3f}")
@@ -136,7 +134,9 @@ def test_tiny_gan_edits_locally_and_moves_scores_in_the_attacked_direction(tmp_p
     assert (after[pos] < before[pos]).mean() >= 0.7  # remove: most positives look less positive
     assert after[pos].mean() < 0.5 * before[pos].mean()  # and by much, not just by a hair
     assert record["threat"] == "semantic" and record["access"] == "white-box" and "visibility" in record
-    assert (by_kind["attack"][0] / "gallery.png").stat().st_size > 5000
+    # the GAN cell's gallery (original, fake, difference) is drawn by the leaderboard from the stored artifacts
+    galleries = Path(config.run.leaderboards) / config.dataset.name / "galleries"
+    assert [p.stat().st_size > 5000 for p in galleries.glob("*--gan.png")] == [True]
 
 
 def test_fake_based_defenses_train_on_fakes_of_the_undefended_model(tmp_path: Path) -> None:

@@ -6,9 +6,12 @@ import inspect
 import sys
 from types import ModuleType
 
-__all__ = ["module_version", "object_version"]
+__all__ = ["module_closure", "module_version", "object_version"]
 
 _NEUTRAL = {"benchmark.registry", "benchmark.errors", "benchmark.execution.code_version"}  # naming, not computing
+# Readers of stored artifacts: their own source counts (how an input is read), but not the modules they use to read
+# it, whose code the writer's key already covers (the artifact was computed by the stage that wrote it).
+_READERS = {"benchmark.execution.artifacts"}
 
 
 def _source(module: ModuleType) -> str:
@@ -19,6 +22,8 @@ def _source(module: ModuleType) -> str:
 
 
 def _uses(module: ModuleType) -> list[ModuleType]:
+    if module.__name__ in _READERS:
+        return []
     out = []
     for value in vars(module).values():
         other = value if isinstance(value, ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
@@ -27,14 +32,24 @@ def _uses(module: ModuleType) -> list[ModuleType]:
     return out
 
 
-def module_version(module: ModuleType) -> str:
-    """Hash of a module's source and of every benchmark.* module it uses, directly or through others."""
+def _closure(module: ModuleType) -> dict[str, ModuleType]:
     used, todo = {module.__name__: module}, [module]
     while todo:
         for other in _uses(todo.pop()):
             if other.__name__ not in used:
                 used[other.__name__] = other
                 todo.append(other)
+    return used
+
+
+def module_closure(module: ModuleType) -> list[str]:
+    """The sorted names of the modules whose sources make up module_version(module)."""
+    return sorted(_closure(module))
+
+
+def module_version(module: ModuleType) -> str:
+    """Hash of a module's source and of every benchmark.* module it uses, transitively (a reader's imports aside)."""
+    used = _closure(module)
     digest = hashlib.sha256()
     for name in sorted(used):
         digest.update(name.encode() + b"\0" + _source(used[name]).encode() + b"\0")

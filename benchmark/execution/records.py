@@ -14,9 +14,9 @@ import pandas as pd
 
 from benchmark.config import MatrixConfig
 from benchmark.errors import BenchmarkError
+from benchmark.execution.artifacts import read_score
 from benchmark.execution.local import StageOutcome
 from benchmark.execution.planner import Plan
-from benchmark.stages import score as score_stage
 from benchmark.execution.store import Store
 
 __all__ = ["collect_cells", "flatten_row", "write_run", "read_run", "versions", "git_commit", "resolve_run"]
@@ -58,7 +58,7 @@ def collect_cells(plan: Plan, store: Store, outcomes: dict[str, StageOutcome]
     out = []
     for stage in plan.cells:
         if outcomes.get(stage.key) and outcomes[stage.key].status in ("done", "cached"):
-            out.append(score_stage.load(store.path(stage.key)))
+            out.append(read_score(store.path(stage.key)))
     return out
 
 

@@ -44,7 +44,7 @@ class Store:
         return (self.path(key) / _DONE).is_file()
 
     def info(self, key: str) -> dict:
-        """The record written with an artifact: kind, label, seconds, created."""
+        """The record written with an artifact: kind, label, params, deps (role -> key), versions, seconds, created."""
         return json.loads((self.path(key) / _DONE).read_text())
 
     def _stamp(self, key: str) -> tuple[int, int, int] | None:

@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.device import autocast
 from benchmark.errors import BenchmarkError
 
-__all__ = ["UNetGenerator", "FeatureDiscriminator", "backbone_of"]
+__all__ = ["DIRECTIONS", "UNetGenerator", "FeatureDiscriminator", "apply_generators", "backbone_of"]
+
+DIRECTIONS = {"insert": (0, 1), "remove": (1, 0)}  # name: (source label, target label)
 
 
 class _DoubleConv(nn.Sequential):
@@ -89,3 +93,19 @@ class FeatureDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One real/fake logit per image (positive: looks real)."""
         return self.net(x).reshape(-1)
+
+
+@torch.no_grad()
+def apply_generators(generators: dict[str, UNetGenerator], images: np.ndarray, labels: np.ndarray,
+                     device: torch.device, batch_size: int = 64) -> np.ndarray:
+    """Fakes for every image: negatives through `insert`, positives through `remove` (float32, no quantisation)."""
+    out = np.empty_like(images, dtype=np.float32)
+    for name, (source, _) in DIRECTIONS.items():
+        idx = np.flatnonzero(np.asarray(labels) == source)
+        gen = generators[name].eval()
+        for i in range(0, len(idx), batch_size):
+            part = idx[i:i + batch_size]
+            x = torch.as_tensor(images[part], dtype=torch.float32).to(device)
+            with autocast(device):
+                out[part] = gen(x).float().clamp(0, 1).cpu().numpy()
+    return out

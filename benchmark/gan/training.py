@@ -23,11 +23,9 @@ from tqdm.auto import tqdm
 
 from benchmark.device import autocast
 from benchmark.errors import BenchmarkError
-from benchmark.gan.networks import FeatureDiscriminator, UNetGenerator
+from benchmark.gan.networks import DIRECTIONS, FeatureDiscriminator, UNetGenerator
 
-__all__ = ["GanSchedule", "DIRECTIONS", "train_direction", "train_gan", "apply_generators", "schedule_from_options"]
-
-DIRECTIONS = {"insert": (0, 1), "remove": (1, 0)}  # name: (source label, target label)
+__all__ = ["GanSchedule", "train_direction", "train_gan", "schedule_from_options"]
 
 
 @dataclass(frozen=True)
@@ -200,19 +198,3 @@ def train_gan(images: np.ndarray, labels: np.ndarray, classifier: nn.Module, sch
                                       "target_label": target, "history": history,
                                       "parameters": sum(p.numel() for p in gen.parameters())}
     return generators, record
-
-
-@torch.no_grad()
-def apply_generators(generators: dict[str, UNetGenerator], images: np.ndarray, labels: np.ndarray,
-                     device: torch.device, batch_size: int = 64) -> np.ndarray:
-    """Fakes for every image: negatives through `insert`, positives through `remove` (float32, no quantisation)."""
-    out = np.empty_like(images, dtype=np.float32)
-    for name, (source, _) in DIRECTIONS.items():
-        idx = np.flatnonzero(np.asarray(labels) == source)
-        gen = generators[name].eval()
-        for i in range(0, len(idx), batch_size):
-            part = idx[i:i + batch_size]
-            x = torch.as_tensor(images[part], dtype=torch.float32).to(device)
-            with autocast(device):
-                out[part] = gen(x).float().clamp(0, 1).cpu().numpy()
-    return out

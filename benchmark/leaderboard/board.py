@@ -94,10 +94,10 @@ def _per_image(items: list[tuple[dict, dict]]) -> dict | None:
     return out
 
 
-def _galleries(model: str, defense: str, attacks: list[dict], rows: dict[str, dict]) -> list[dict]:
+def _galleries(model: str, defense: str, attacks: list[dict]) -> list[dict]:
     """Every GAN cell's gallery and the strongest pixel attack's (lowest robust accuracy, then largest budget)."""
     pixel = [a for a in attacks if a["threat"] != "semantic"]
-    chosen = [a for a in attacks if a["threat"] == "semantic" and rows[a["cell"]].get("gallery")]
+    chosen = [a for a in attacks if a["threat"] == "semantic"]
     if pixel:
         chosen.append(min(pixel, key=lambda a: (a["attack_outcome"]["robust_accuracy"]["value"] or 0.0,
                                                 -float(a["budget"]))))
@@ -136,7 +136,7 @@ def _entry(model: str, defense: str, items: list[tuple[dict, dict]], dataset: st
     entry["cost"] = {"train_seconds": first["train_seconds"],
                      "attack_seconds": sum(a["attack_seconds"] or 0.0 for a in attacks),
                      "images_per_s": {a["cell"]: a["images_per_s"] for a in attacks}}
-    entry["galleries"] = _galleries(model, defense, attacks, {cell_name(r): r for r, _ in items})
+    entry["galleries"] = _galleries(model, defense, attacks)
     _judge(entry, "overall")
     entry.update(train_seconds=first["train_seconds"], n_test=first["n_test"], **provenance)
     return entry

@@ -12,26 +12,25 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import BenchmarkError
-from benchmark.leaderboard.gallery import save_attack_gallery
+from benchmark.execution.artifacts import (read_attack, read_clean_scores, read_data, read_score, read_train_record,
+                                           stored_gallery)
+from benchmark.execution.store import Store
 from benchmark.leaderboard.board import build_entries, write_leaderboard
 from benchmark.leaderboard.entry import cell_name
+from benchmark.leaderboard.gallery import save_attack_gallery
 from benchmark.metrics import classification_metrics, to_jsonable
 from benchmark.registry import get_component
-from benchmark.stages import attack as attack_stage
-from benchmark.stages import data as data_stage
-from benchmark.stages import score as score_stage
-from benchmark.execution.store import Store
 
 __all__ = ["RunCells", "latest_run", "load_run", "publish_run"]
 
 
 class RunCells:
-    """A recorded run's scored cells: (row, flags) pairs, each cell's artifact folder, and provenance."""
+    """A recorded run's scored cells: (row, flags) pairs, each board cell's score key, and provenance."""
 
-    def __init__(self, cells: list[tuple[dict, dict[str, np.ndarray]]], folders: dict[tuple[str, str, str], Path],
+    def __init__(self, cells: list[tuple[dict, dict[str, np.ndarray]]], keys: dict[tuple[str, str, str], str],
                  provenance: dict, dataset: str, store: Store, failed: list[dict] | None = None,
                  versions: dict[tuple[str, str], dict] | None = None) -> None:
-        self.cells, self.folders, self.provenance, self.dataset = cells, folders, provenance, dataset
+        self.cells, self.keys, self.provenance, self.dataset = cells, keys, provenance, dataset
         self.store, self.failed, self.versions = store, failed or [], versions or {}
 
     def entries(self) -> list[dict]:
@@ -39,16 +38,20 @@ class RunCells:
         return build_entries(self.cells, self.dataset, self.provenance, self.failed, self.versions)
 
     def galleries(self, entries: list[dict], workdir: Path) -> dict[str, Path]:
-        """Leaderboard gallery file -> PNG: a GAN cell's own, or a pixel cell's drawn into workdir from the store."""
+        """Leaderboard gallery file -> PNG, drawn into workdir from the stored artifacts (or an older score's own)."""
         out, data_cache = {}, {}
         for e in entries:
+            semantic = {a["cell"]: a for a in e.get("attacks", []) if a.get("threat") == "semantic"}
             for g in e.get("galleries", []):
-                folder = self.folders.get((e["model"], e["defense"], g["cell"]))
-                if folder is None:
+                key = self.keys.get((e["model"], e["defense"], g["cell"]))
+                if key is None:
                     continue
-                if (folder / "gallery.png").is_file():
-                    out[g["file"]] = folder / "gallery.png"
-                elif (drawn := _draw(folder, self.store, workdir / Path(g["file"]).name, g["title"], data_cache)):
+                # a GAN cell's gallery keeps the title it had when its attack stage drew it
+                title = (f"{semantic[g['cell']]['attack']} vs {e['model']}+{e['defense']}" if g["cell"] in semantic
+                         else g["title"])
+                if (own := stored_gallery(self.store.path(key))) is not None:
+                    out[g["file"]] = own
+                elif (drawn := _draw(key, self.store, workdir / Path(g["file"]).name, title, data_cache)):
                     out[g["file"]] = drawn
         return out
 
@@ -58,18 +61,17 @@ class RunCells:
             return write_leaderboard(folder, entries, self.dataset, self.galleries(entries, Path(workdir)))
 
 
-def _draw(score_dir: Path, store: Store, path: Path, title: str, data_cache: dict) -> Path | None:
-    """Original, adversarial and difference of a pixel cell, from its stored attack, data and train artifacts."""
-    deps = json.loads((score_dir / "_artifact.json").read_text()).get("deps") or {}
+def _draw(score_key: str, store: Store, path: Path, title: str, data_cache: dict) -> Path | None:
+    """Original, adversarial and difference of a cell, from its stored attack, data and train artifacts."""
+    deps = store.info(score_key).get("deps") or {}
     if not all(role in deps and store.has(deps[role]) for role in ("data", "train", "attack")):
         return None
     if deps["data"] not in data_cache:
-        data_cache[deps["data"]] = data_stage.load(store.path(deps["data"])).subset("test")
+        data_cache[deps["data"]] = read_data(store.path(deps["data"])).subset("test")
     test = data_cache[deps["data"]]
-    adv_images, adv_scores, _ = attack_stage.load(store.path(deps["attack"]))
-    with np.load(store.path(deps["train"]) / "predictions.npz", allow_pickle=False) as z:
-        before = z["test"]
-    threshold = json.loads((score_dir / "row.json").read_text())["threshold"]
+    adv_images, adv_scores, _ = read_attack(store.path(deps["attack"]))
+    before = read_clean_scores(store.path(deps["train"]))
+    threshold = read_score(store.path(score_key))[0]["threshold"]
     return save_attack_gallery(test.images, adv_images, test.labels, before, adv_scores, threshold, path, title)
 
 
@@ -111,11 +113,9 @@ def _clean_only(stage: dict, store: Store) -> tuple[dict, dict] | None:
     deps, cell = stage.get("deps") or {}, stage["cell"]
     if not all(role in deps and store.has(deps[role]) for role in ("data", "train")):
         return None
-    test = data_stage.load(store.path(deps["data"])).subset("test")
-    train = store.path(deps["train"])
-    info = json.loads((train / "train.json").read_text())
-    with np.load(train / "predictions.npz", allow_pickle=False) as z:
-        scores = z["test"]
+    test = read_data(store.path(deps["data"])).subset("test")
+    info = read_train_record(store.path(deps["train"]))
+    scores = read_clean_scores(store.path(deps["train"]))
     threshold = float(info["threshold"])
     correct = (scores >= threshold).astype(int) == test.labels
     row = {"model": cell["model"], "defense": cell["defense"], "role": "clean", "attack": "-", "budget": 0.0,
@@ -132,7 +132,7 @@ def load_run(run_dir: Path, store_root: Path) -> RunCells:
     cells that failed, and the code version of every stage behind each entry."""
     manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
     store = Store(store_root)
-    cells, folders, failed, versions, memo = [], {}, [], {}, {}
+    cells, keys, failed, versions, memo = [], {}, [], {}, {}
     by_key = {s["key"]: s for s in manifest["stages"]}
     for stage in manifest["stages"]:
         if stage["kind"] != "score":
@@ -144,11 +144,11 @@ def load_run(run_dir: Path, store_root: Path) -> RunCells:
         if not store.has(stage["key"]):
             raise BenchmarkError(f"run {manifest['run_id']}: score artifact {stage['key'][:12]} ({stage['label']}) "
                                  f"is no longer in {store_root}; rerun the matrix")
-        row, flags = score_stage.load(store.path(stage["key"]))
+        row, flags = read_score(store.path(stage["key"]))
         cells.append((row, flags))
         versions.setdefault((row["model"], row["defense"]), {}).update(_versions(store, stage["key"], memo))
         if row.get("role", "board") == "board":
-            folders[(row["model"], row["defense"], cell_name(row))] = store.path(stage["key"])
+            keys[(row["model"], row["defense"], cell_name(row))] = stage["key"]
     scored = {(r["model"], r["defense"]) for r, _ in cells}
     for stage in manifest["stages"]:  # entries none of whose cells was scored keep their place, with the reason
         cell = stage.get("cell")
@@ -163,7 +163,7 @@ def load_run(run_dir: Path, store_root: Path) -> RunCells:
                   "date": str(manifest.get("started", ""))[:10], "git_commit": manifest["git_commit"],
                   "versions": manifest["versions"], "run_id": manifest["run_id"],
                   "image_size": (config.get("dataset") or {}).get("image_size")}
-    return RunCells(cells, folders, provenance, (config.get("dataset") or {}).get("name", "unknown"), store,
+    return RunCells(cells, keys, provenance, (config.get("dataset") or {}).get("name", "unknown"), store,
                     failed, versions)
 
 

@@ -1,25 +1,17 @@
-"""Stage functions: each a pure function of (params, input artifacts) that writes one artifact folder."""
+"""Stage functions: each a pure function of (params, input artifacts) that writes one artifact folder.
+
+A stage computes and writes; it reads its inputs through benchmark.execution.artifacts and imports no other stage,
+so that its code version (in its cache key) covers what it computes and nothing else.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 from typing import Callable
 
-import torch
+from benchmark.stages.context import StageContext
 
-__all__ = ["StageContext", "STAGE_FUNCTIONS", "stage_version"]
-
-
-@dataclass
-class StageContext:
-    """What every stage may use besides its params: device, attack batch size, progress bars, a shared cache folder."""
-
-    device: torch.device
-    attack_batch_size: int = 64
-    progress: bool = True
-    cache_dir: Path | None = None  # caches shared by runs (e.g. preprocessed DICOMs); not part of any artifact key
-    secrets_dir: Path | None = None  # the store's private folder (the id key); never in an artifact or a leaderboard
-
+__all__ = ["StageContext", "STAGE_FUNCTIONS", "stage_closure", "stage_version"]
 
 StageFunction = Callable[[dict, dict[str, Path], Path, StageContext], None]
 
@@ -34,10 +26,15 @@ def _stage_functions() -> dict[str, StageFunction]:
 STAGE_FUNCTIONS = _stage_functions()
 
 
+def stage_closure(kind: str) -> list[str]:
+    """The modules whose sources make up a stage's code version."""
+    from benchmark.execution.code_version import module_closure
+
+    return module_closure(sys.modules[STAGE_FUNCTIONS[kind].__module__])
+
+
 def stage_version(kind: str) -> str:
     """A hash of the stage module and the engine modules it uses: changing how a stage computes changes its keys."""
-    import sys
-
     from benchmark.execution.code_version import module_version
 
     return module_version(sys.modules[STAGE_FUNCTIONS[kind].__module__])

@@ -9,29 +9,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.attacking.operating_point import at_threshold, logit_shift
 from benchmark.config import budget_label
 from benchmark.device import seed_everything
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.training.inference import predict_manipulation, predict_proba
-from benchmark.attacking.operating_point import at_threshold, logit_shift
+from benchmark.execution.artifacts import ATTACK, read_data, read_deployed, read_fakes
 from benchmark.registry import get_component
-from benchmark.leaderboard.gallery import save_attack_gallery
-from benchmark.stages import data as data_stage
-from benchmark.stages import fakes as fakes_stage
-from benchmark.stages import train as train_stage
+from benchmark.stages.context import StageContext
+from benchmark.training.inference import predict_manipulation, predict_proba
 
-__all__ = ["run", "load", "load_manipulation"]
+__all__ = ["run", "defense_name"]
 
 
-def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> None:
     """Attack every test image in batches; save float32 adversarial images and their scores."""
     seed_everything(params["seed"])
     entry = get_component("attacks", params["attack"]["name"])
-    data = data_stage.load(inputs["data"])
+    data = read_data(inputs["data"])
     test = data.subset("test")
     device, batch_size = ctx.device, ctx.attack_batch_size
-    model, defense, train_info = train_stage.load(inputs["train"], params["train"], data.images.shape[-1], device)
+    model, defense, train_info = read_deployed(inputs["train"], params["train"], data.images.shape[-1], device)
     threshold = float(train_info["threshold"])
     target = at_threshold(model, threshold)  # attacks aim at the threshold the cell is scored at
     eps, threat = float(params["budget"]), entry.meta.get("threat", "linf")
@@ -59,19 +57,15 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     scores = predict_proba(model, x_adv, device)
     extra = {"manipulation": predict_manipulation(model, x_adv, device)} \
         if getattr(defense, "extra_classes", 0) else {}  # a detecting defense's head on the attacked images
-    np.savez(out / "adversarial.npz", images=x_adv, scores=scores, **extra)
+    np.savez(out / ATTACK.images, images=x_adv, scores=scores, **extra)
     record = {"attack": params["attack"]["name"], "budget": eps, "threat": threat,
               "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
               "operating_point": {"threshold": threshold, "logit_shift": logit_shift(threshold)},
               "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}
-    if visibility is not None:  # GAN cells: the fakes' own cost and visibility, and a gallery per model
+    if visibility is not None:  # GAN cells: the fakes' own cost and visibility (galleries: at leaderboard time)
         record["seconds"] += visibility.get("seconds", 0.0)
         record["visibility"] = visibility
-        with np.load(inputs["train"] / "predictions.npz", allow_pickle=False) as z:
-            before = z["test"]
-        save_attack_gallery(test.images, x_adv, test.labels, before, scores, threshold, out / "gallery.png",
-                            f"{params['attack']['name']} vs {params['train']['model']['name']}+{defense_name(params)}")
-    (out / "attack.json").write_text(json.dumps(record, indent=1))
+    (out / ATTACK.record).write_text(json.dumps(record, indent=1))
 
 
 def _blocks_gradients(model: torch.nn.Module, x: torch.Tensor) -> bool:
@@ -91,7 +85,7 @@ def _blocked_message(params: dict, defense: object) -> str:
 
 def _test_fakes(inputs: dict[str, Path], data: object) -> tuple[np.ndarray, dict]:
     """The test split's rows of a fakes artifact, and its visibility record (with the GAN's training time)."""
-    images, visibility = fakes_stage.load(inputs["fakes"])
+    images, visibility = read_fakes(inputs["fakes"])
     if len(images) != len(data.labels):
         raise BenchmarkError(f"fakes artifact has {len(images)} images for a data set of {len(data.labels)}")
     return images[data.splits == "test"], visibility
@@ -117,14 +111,3 @@ def _checked(x_adv: torch.Tensor, x: torch.Tensor, eps: float, threat: str, name
         raise BenchmarkError(f"attack {name} exceeded its L2 budget {eps:.5g}")
     return x_adv
 
-
-def load(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Adversarial images, their P(positive) and the attack record of an attack artifact."""
-    with np.load(path / "adversarial.npz", allow_pickle=False) as z:
-        return z["images"], z["scores"], json.loads((path / "attack.json").read_text())
-
-
-def load_manipulation(path: Path) -> np.ndarray | None:
-    """A detecting defense's "manipulated" logit on each attacked image (None for other defenses)."""
-    with np.load(path / "adversarial.npz", allow_pickle=False) as z:
-        return z["manipulation"] if "manipulation" in z.files else None

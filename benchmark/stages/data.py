@@ -7,15 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data import preprocess_cache
 from benchmark.config import DatasetSpec
+from benchmark.data import preprocess_cache
 from benchmark.data.dataset_folder import id_key, using_id_key
-from benchmark.errors import BenchmarkError
 from benchmark.data.imageset import SPLITS, ImageSet, unique_in_order
+from benchmark.errors import BenchmarkError
+from benchmark.execution.artifacts import DATA
 from benchmark.registry import get_component
+from benchmark.stages.context import StageContext
 
-__all__ = ["check_patient_splits", "load", "patient_split", "run"]
-
+__all__ = ["check_patient_splits", "patient_split", "run"]
 
 
 def patient_split(patients: np.ndarray, labels: np.ndarray, fractions: tuple[float, float, float],
@@ -45,17 +46,17 @@ def check_patient_splits(name: str, patients: np.ndarray, splits: np.ndarray) ->
                                  f"'{split}'; splits must be by patient")
 
 
-def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> None:
     """Make the data set artifact: imageset.npz plus summary.json."""
     spec = DatasetSpec(**{**params["dataset"], "split": tuple(params["dataset"]["split"])})
     entry = get_component("datasets", spec.name)
-    (out / "source").mkdir()
+    (out / DATA.source).mkdir()
     cache_dir, secrets_dir = getattr(ctx, "cache_dir", None), getattr(ctx, "secrets_dir", None)
     key_file = (spec.options or {}).get("id_key_file")
     key = id_key(Path(secrets_dir), key_file) if secrets_dir is not None or key_file else None
     with (preprocess_cache.using(Path(cache_dir) / "preprocess" if cache_dir is not None else None) as cache,
           using_id_key(key) if key is not None else nullcontext()):
-        data: ImageSet = entry.obj(spec, out / "source")
+        data: ImageSet = entry.obj(spec, out / DATA.source)
     if not np.isfinite(data.images).all() or data.images.min() < 0 or data.images.max() > 1:
         raise BenchmarkError(f"data set {spec.name}: images must be finite and in [0, 1]")
     if data.images.shape[-2:] != (spec.image_size, spec.image_size):
@@ -74,11 +75,6 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
             raise BenchmarkError(f"data set {spec.name}: split '{split}' has {len(labels)} images and not both "
                                  "classes; use more images or other split fractions")
         summary["splits"][split] = {"n": len(labels), "positives": int(labels.sum())}
-    data.save(out / "imageset.npz")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    data.save(out / DATA.images)
+    (out / DATA.summary).write_text(json.dumps(summary, indent=1, default=str))
 
-
-def load(path: Path) -> ImageSet:
-    """The ImageSet stored in a data artifact."""
-    meta = json.loads((path / "summary.json").read_text())
-    return ImageSet.load(path / "imageset.npz", meta=meta)

@@ -8,33 +8,33 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.gan.detector import real_vs_fake_auc
-from benchmark.device import seed_everything
-from benchmark.gan.training import apply_generators
-from benchmark.data.imageset import SPLITS
-from benchmark.metrics import to_jsonable
 from benchmark.attacking.perturbation import breast_mask, perturbation_metrics
-from benchmark.stages import data as data_stage
-from benchmark.stages import gan as gan_stage
+from benchmark.data.imageset import SPLITS
+from benchmark.device import seed_everything
+from benchmark.execution.artifacts import FAKES, read_data, read_generators
+from benchmark.gan.detector import real_vs_fake_auc
+from benchmark.gan.networks import apply_generators
+from benchmark.metrics import to_jsonable
+from benchmark.stages.context import StageContext
 
-__all__ = ["run", "load", "CHANGED_LEVEL"]
+__all__ = ["run", "CHANGED_LEVEL"]
 
 CHANGED_LEVEL = 0.02  # a pixel counts as edited when it moved by more than this on the [0,1] scale
 
 
-def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> None:
     """Generate fakes for all splits; measure their visibility on the test split (SSIM/PSNR inside the breast in
     `perturbation`, over the whole image in `perturbation_whole_image`)."""
     seed_everything(params["seed"])
-    data = data_stage.load(inputs["data"])
-    generators, record = gan_stage.load(inputs["gan"], ctx.device)
+    data = read_data(inputs["data"])
+    generators, record = read_generators(inputs["gan"], ctx.device)
     start = time.perf_counter()
     fakes = apply_generators(generators, data.images, data.labels, ctx.device, ctx.attack_batch_size)
     generate_seconds = time.perf_counter() - start
     changed = np.abs(fakes - data.images) > CHANGED_LEVEL
     test = data.splits == "test"
     detector = real_vs_fake_auc(data.images, fakes, data.splits, ctx.device, params["seed"], ctx.progress)
-    np.savez(out / "fakes.npz", images=fakes, ids=data.ids.astype(str))
+    np.savez(out / FAKES.images, images=fakes, ids=data.ids.astype(str))
     originals, edited = data.images[test], fakes[test]
     breast = breast_mask(originals)  # SSIM/PSNR inside the breast: the black background would flatter them
     visibility = {
@@ -49,10 +49,5 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         "gan_seconds": record["seconds"], "generate_seconds": generate_seconds,
         "seconds": record["seconds"] + generate_seconds,
     }
-    (out / "fakes.json").write_text(json.dumps(to_jsonable(visibility), indent=1))
+    (out / FAKES.record).write_text(json.dumps(to_jsonable(visibility), indent=1))
 
-
-def load(path: Path) -> tuple[np.ndarray, dict]:
-    """All fakes (aligned with the data artifact's rows) and their visibility record."""
-    with np.load(path / "fakes.npz", allow_pickle=False) as z:
-        return z["images"], json.loads((path / "fakes.json").read_text())

@@ -7,39 +7,25 @@ from pathlib import Path
 import torch
 
 from benchmark.device import seed_everything
-from benchmark.gan.networks import UNetGenerator
-from benchmark.gan.training import DIRECTIONS, GanSchedule, schedule_from_options, train_gan
-from benchmark.stages import data as data_stage
-from benchmark.stages import train as train_stage
+from benchmark.execution.artifacts import GAN, read_data, read_deployed
+from benchmark.gan.training import schedule_from_options, train_gan
+from benchmark.stages.context import StageContext
 
-__all__ = ["run", "load"]
+__all__ = ["run"]
 
 
-def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> None:
     """Train both generators; the critic grows from the (white-box target or surrogate) classifier's features."""
     seed_everything(params["seed"])
-    data = data_stage.load(inputs["data"])
+    data = read_data(inputs["data"])
     train = data.subset("train")
-    model, _, _ = train_stage.load(inputs["train"], params["target"], data.images.shape[-1], ctx.device)
+    model, _, _ = read_deployed(inputs["train"], params["target"], data.images.shape[-1], ctx.device)
     schedule = schedule_from_options(params["options"], "attacks.gan")
     target = f"{params['target']['model']['name']}+{params['target']['defense']['name']}"
     generators, record = train_gan(train.images, train.labels, model, schedule, ctx.device, params["seed"],
                                    label=f"gan vs {target}", progress=ctx.progress)
     torch.save({name: {k: v.detach().cpu() for k, v in g.state_dict().items()} for name, g in generators.items()},
-               out / "generators.pt")
+               out / GAN.generators)
     record.update({"target": target,
                    "seconds": sum(d["seconds"] for d in record["directions"].values())})
-    (out / "gan.json").write_text(json.dumps(record, indent=1))
-
-
-def load(path: Path, device: torch.device) -> tuple[dict[str, UNetGenerator], dict]:
-    """The generators of a gan artifact (weights_only load) and its record."""
-    record = json.loads((path / "gan.json").read_text())
-    schedule = GanSchedule(**record["schedule"])
-    states = torch.load(path / "generators.pt", map_location="cpu", weights_only=True)
-    generators = {}
-    for name in DIRECTIONS:
-        gen = UNetGenerator(schedule.unet_base, schedule.unet_levels, schedule.logit_skip)
-        gen.load_state_dict(states[name])
-        generators[name] = gen.to(device).eval()
-    return generators, record
+    (out / GAN.record).write_text(json.dumps(record, indent=1))

@@ -2,34 +2,32 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.metrics import attack_outcome, classification_metrics, detection_outcome, to_jsonable
 from benchmark.attacking.perturbation import perturbation_metrics
-from benchmark.stages import attack as attack_stage
-from benchmark.stages import data as data_stage
+from benchmark.execution.artifacts import (SCORE, read_attack, read_clean_manipulation, read_clean_scores, read_data,
+                                           read_manipulation, read_train_record)
+from benchmark.metrics import attack_outcome, classification_metrics, detection_outcome, to_jsonable
+from benchmark.stages.context import StageContext
 
-__all__ = ["load", "run"]
+__all__ = ["run"]
 
 
-def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> None:
     """Score clean and adversarial predictions of one (model, defense, attack, budget) cell."""
-    test = data_stage.load(inputs["data"]).subset("test")
-    train_info = json.loads((inputs["train"] / "train.json").read_text())
-    with np.load(inputs["train"] / "predictions.npz", allow_pickle=False) as z:
-        clean_scores = z["test"]
-        clean_manipulation = z["test_manipulation"] if "test_manipulation" in z.files else None
-    adv_images, adv_scores, attack_info = attack_stage.load(inputs["attack"])
+    test = read_data(inputs["data"]).subset("test")
+    train_info = read_train_record(inputs["train"])
+    clean_scores, clean_manipulation = read_clean_scores(inputs["train"]), read_clean_manipulation(inputs["train"])
+    adv_images, adv_scores, attack_info = read_attack(inputs["attack"])
     threshold = float(train_info["threshold"])
     clean_pred = (clean_scores >= threshold).astype(int)
     adv_pred = (adv_scores >= threshold).astype(int)
     outcome = attack_outcome(test.labels, clean_pred, adv_pred)
     # the study's operating point, argmax (P >= 0.5), for the GAN table beside the study's numbers
     at_argmax = attack_outcome(test.labels, (clean_scores >= 0.5).astype(int), (adv_scores >= 0.5).astype(int))
-    adv_manipulation = attack_stage.load_manipulation(inputs["attack"])
+    adv_manipulation = read_manipulation(inputs["attack"])
     if adv_manipulation is not None and clean_manipulation is not None:  # a detecting defense: count its flags
         flag_at = float(train_info.get("detection_threshold") or 0.0)  # calibrated on real validation images
         outcome.summary.update(detection_outcome(outcome.fooled, adv_manipulation > flag_at,
@@ -58,17 +56,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
     detection = train_info.get("detection") or attack_info.get("detection")
     if detection is not None:  # detecting defenses: fakes flagged as manipulated, and real images flagged
         row["detection"] = detection
-    # GAN cells: the attack's gallery (original, fake, difference); pixel galleries are drawn by the leaderboard
-    if (inputs["attack"] / "gallery.png").is_file():
-        shutil.copyfile(inputs["attack"] / "gallery.png", out / "gallery.png")
-        row["gallery"] = "gallery.png"
-    (out / "row.json").write_text(json.dumps(to_jsonable(row), indent=1))
-    np.savez(out / "flags.npz", ids=test.ids.astype(str), labels=test.labels,
+    (out / SCORE.row).write_text(json.dumps(to_jsonable(row), indent=1))
+    np.savez(out / SCORE.flags, ids=test.ids.astype(str), labels=test.labels,
              clean_correct=clean_pred == test.labels, robust=outcome.flags, fooled=outcome.fooled)
 
-
-def load(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """The metrics row and the per-image flags of a score artifact."""
-    with np.load(path / "flags.npz", allow_pickle=False) as z:
-        flags = {k: z[k] for k in z.files}
-    return json.loads((path / "row.json").read_text()), flags

@@ -8,51 +8,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
-from benchmark.device import prepare_model, seed_everything
-from benchmark.entry_api import Defense
-from benchmark.training.inference import predict_manipulation, predict_proba
-from benchmark.training.losses import make_loss
 from benchmark.attacking.masking_probe import eot_samples, gradient_probe
+from benchmark.device import prepare_model, seed_everything
+from benchmark.execution.artifacts import TRAIN, read_data, read_deployed, read_fakes
 from benchmark.metrics import bootstrap_auc, choose_threshold, flag_threshold, rate
-from benchmark.training.model_factory import load_checkpoint
 from benchmark.registry import get_component
-from benchmark.stages import data as data_stage
-from benchmark.stages import fakes as fakes_stage
+from benchmark.stages.context import StageContext
+from benchmark.training.inference import predict_manipulation, predict_proba
 from benchmark.training.loop import train_classifier
+from benchmark.training.losses import make_loss
+from benchmark.training.model_factory import build_deployable, deployable_specs, load_checkpoint
 
-__all__ = ["DEFAULT_FALSE_ALARM_RATE", "load", "run"]
+__all__ = ["DEFAULT_FALSE_ALARM_RATE", "run"]
 
 DEFAULT_FALSE_ALARM_RATE = 0.05  # a detecting defense's head flags this share of real validation images
 
 
-def build(model_spec: ModelSpec, defense_spec: DefenseSpec, image_size: int) -> tuple[nn.Module, Defense]:
-    """Fresh model and defense objects from their registry entries."""
-    defense = get_component("defenses", defense_spec.name).obj(defense_spec.options)
-    extra = int(getattr(defense, "extra_classes", 0))  # e.g. a "manipulated" output for a detecting defense
-    options = {**model_spec.options, **({"num_classes": 2 + extra} if extra else {})}
-    model = get_component("models", model_spec.name).obj(image_size, **options)
-    return model, defense
-
-
-def _specs(params: dict) -> tuple[ModelSpec, DefenseSpec]:
-    m = params["model"]
-    return (ModelSpec(m["name"], TrainSpec(**m["train"]), m["options"]),
-            DefenseSpec(params["defense"]["name"], params["defense"]["options"]))
-
-
-def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
+def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> None:
     """Train, choose the operating threshold on validation, save weights and clean predictions."""
     seed_everything(params["seed"])
-    data = data_stage.load(inputs["data"])
-    model_spec, defense_spec = _specs(params)
-    model, defense = build(model_spec, defense_spec, data.images.shape[-1])
+    data = read_data(inputs["data"])
+    model_spec, defense_spec = deployable_specs(params)
+    model, defense = build_deployable(model_spec, defense_spec, data.images.shape[-1])
     if model_spec.train.checkpoint:
         load_checkpoint(model, model_spec.train.checkpoint)
     device = ctx.device
     model = prepare_model(model, device)
-    fakes = fakes_stage.load(inputs["fakes"])[0] if "fakes" in inputs else None
-    teacher = load(inputs["teacher"], params["teacher"], data.images.shape[-1], device)[0] \
+    fakes = read_fakes(inputs["fakes"])[0] if "fakes" in inputs else None
+    teacher = read_deployed(inputs["teacher"], params["teacher"], data.images.shape[-1], device)[0] \
         if "teacher" in inputs else None  # a recipe's `distill`: the trained teacher's soft outputs join the loss
     if fakes is not None:  # adversarial training with pre-generated GAN fakes
         train_rows = data.splits == "train"
@@ -76,9 +59,9 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: object) -> None:
         flag_at = flag_threshold(predict_manipulation(deployed, val.images, device), far)
         if fakes is not None:
             detection = _detection(deployed, test.images, fakes[data.splits == "test"], device, flag_at, far)
-    torch.save({k: v.detach().cpu() for k, v in result.state_dict.items()}, out / "model.pt")
-    np.savez(out / "predictions.npz", val=val_scores, test=test_scores, **extra)
-    (out / "train.json").write_text(json.dumps({
+    torch.save({k: v.detach().cpu() for k, v in result.state_dict.items()}, out / TRAIN.weights)
+    np.savez(out / TRAIN.predictions, val=val_scores, test=test_scores, **extra)
+    (out / TRAIN.record).write_text(json.dumps({
         "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
         "teacher": model_spec.train.distill,
         "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
@@ -103,11 +86,3 @@ def _detection(model: nn.Module, real: np.ndarray, fakes: np.ndarray, device: to
             "calibrated_on": "real validation images",
             "auc": bootstrap_auc(truth, both, n_boot=1000, seed=0)}
 
-
-def load(path: Path, params: dict, image_size: int, device: torch.device) -> tuple[nn.Module, Defense, dict]:
-    """The deployed (defense-wrapped) model from a train artifact, its defense and its train.json."""
-    model_spec, defense_spec = _specs(params)
-    model, defense = build(model_spec, defense_spec, image_size)
-    model.load_state_dict(torch.load(path / "model.pt", map_location="cpu", weights_only=True))
-    model = prepare_model(model, device).eval()
-    return defense.wrap(model), defense, json.loads((path / "train.json").read_text())

@@ -8,9 +8,13 @@ import timm
 import torch
 from torch import nn
 
+from benchmark.config import DefenseSpec, ModelSpec, TrainSpec
+from benchmark.entry_api import Defense
 from benchmark.errors import BenchmarkError
+from benchmark.registry import get_component
 
-__all__ = ["INPUT_MEAN", "INPUT_STD", "create_timm", "load_checkpoint", "standardize_input", "zero_classifier"]
+__all__ = ["INPUT_MEAN", "INPUT_STD", "build_deployable", "create_timm", "deployable_specs", "load_checkpoint",
+           "standardize_input", "zero_classifier"]
 
 # Images stay on the [0,1] intensity scale everywhere (attacks, budgets, GAN); the network itself sees them
 # standardised. Without it a LayerNorm network (ConvNeXt) trained from scratch on [0,1] mammograms never leaves
@@ -63,3 +67,19 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     except (RuntimeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise BenchmarkError(f"checkpoint {path} does not fit this model: {first}") from None
+
+
+def deployable_specs(params: dict) -> tuple[ModelSpec, DefenseSpec]:
+    """The model and defense specs of a train stage's params."""
+    m = params["model"]
+    return (ModelSpec(m["name"], TrainSpec(**m["train"]), m["options"]),
+            DefenseSpec(params["defense"]["name"], params["defense"]["options"]))
+
+
+def build_deployable(model_spec: ModelSpec, defense_spec: DefenseSpec, image_size: int) -> tuple[nn.Module, Defense]:
+    """Fresh model and defense objects from their registry entries (deploy as defense.wrap(model))."""
+    defense = get_component("defenses", defense_spec.name).obj(defense_spec.options)
+    extra = int(getattr(defense, "extra_classes", 0))  # e.g. a "manipulated" output for a detecting defense
+    options = {**model_spec.options, **({"num_classes": 2 + extra} if extra else {})}
+    model = get_component("models", model_spec.name).obj(image_size, **options)
+    return model, defense
