@@ -30,7 +30,7 @@ def robust_flags(n_robust: int, correct: np.ndarray | None = None) -> np.ndarray
 def make_row(model: str, defense: str, attack: str, budget: float, robust: np.ndarray, *,
              correct: np.ndarray | None = None, threat: str = "linf", access: str = "white-box",
              adaptive: bool = False, probe: dict | None = PROBE, visibility: dict | None = None,
-             gallery: bool = True, ids: np.ndarray = IDS, role: str = "board",
+             ids: np.ndarray = IDS, role: str = "board",
              eot_samples: int = 1) -> tuple[dict, dict]:
     """(row, flags) of one cell whose robust images are exactly `robust`."""
     correct = clean_correct() if correct is None else correct
@@ -50,8 +50,6 @@ def make_row(model: str, defense: str, attack: str, budget: float, robust: np.nd
            "attack_outcome_argmax": outcome.summary, "operating_point": {"threshold": 0.5, "logit_shift": 0.0}}
     if visibility is not None:
         row["visibility"] = visibility
-    if gallery:
-        row["gallery"] = "gallery.png"
     flags = {"ids": ids, "labels": LABELS, "clean_correct": correct, "robust": robust,
              "fooled": correct & ~robust}
     return row, flags
