@@ -25,7 +25,8 @@ CW_OPTIONS = {
 }
 
 
-@register_attack("cw-l2", threat="l2", access="white-box", budgets=L2_BUDGETS, options=CW_OPTIONS)
+@register_attack("cw-l2", threat="l2", access="white-box", budgets=L2_BUDGETS, minimal=True,
+                 options=CW_OPTIONS)
 def cw_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """Carlini-Wagner L2 (ART), its result projected onto the L2 budget ball."""
     from art.attacks.evasion import CarliniL2Method

@@ -23,7 +23,8 @@ DEEPFOOL_OPTIONS = {
 }
 
 
-@register_attack("deepfool", threat="l2", access="white-box", budgets=L2_BUDGETS, options=DEEPFOOL_OPTIONS)
+@register_attack("deepfool", threat="l2", access="white-box", budgets=L2_BUDGETS, minimal=True,
+                 options=DEEPFOOL_OPTIONS)
 def deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """DeepFool minimal-L2 attack (ART), its result projected onto the L2 budget ball."""
     from art.attacks.evasion import DeepFool

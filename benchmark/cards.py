@@ -73,6 +73,7 @@ class AttackCard:
     budgets: tuple = ()  # as declared: numbers or fractions such as "1/255"
     needs: frozenset = frozenset()
     options: Mapping = field(default_factory=lambda: _EMPTY)
+    minimal: bool = False  # minimises the perturbation instead of keeping a budget: the engine projects its result
 
     @property
     def budget_values(self) -> tuple[float, ...]:
@@ -118,7 +119,7 @@ class DatasetCard:
 
 
 Card = AttackCard | DefenseCard | ModelCard | DatasetCard
-_KNOWN = {"attacks": ("threat", "access", "budgets", "needs", "options"),
+_KNOWN = {"attacks": ("threat", "access", "budgets", "needs", "options", "minimal"),
           "defenses": ("needs", "options_spec", "differentiable", "claims"),
           "models": ("train", "recipe", "options"),
           "datasets": ("masks", "options", "check_options")}
@@ -177,7 +178,11 @@ def _attack_card(get: Callable, fail: Callable[[str], CardError]) -> AttackCard:
         if not (math.isfinite(eps) and eps > 0) or (threat == "linf" and eps > 1):
             raise fail(f"budgets: {b!r} must be a positive number on the [0,1] intensity scale"
                        + (" (at most 1 for linf)" if threat == "linf" else ""))
-    return AttackCard(threat, access, budgets, _needs(get("needs"), fail), _options(get("options"), fail))
+    minimal = get("minimal", False)
+    if not isinstance(minimal, bool):
+        raise fail(f"minimal = {minimal!r}; declare True (the attack minimises the perturbation and the engine "
+                   "projects its result onto the budget) or False")
+    return AttackCard(threat, access, budgets, _needs(get("needs"), fail), _options(get("options"), fail), minimal)
 
 
 def _defense_card(get: Callable, declared: Mapping, fail: Callable[[str], CardError]) -> DefenseCard:

@@ -94,7 +94,9 @@ def _card_facts(entry: object) -> list[tuple[str, str]]:
         budgets = ", ".join(str(b) for b in card.budgets) or ("none (semantic)" if card.threat == "semantic"
                                                              else "none: give budgets in the config")
         return [("threat", card.threat), ("access", card.access), ("default budgets", budgets),
-                ("needs", ", ".join(sorted(card.needs)) or "nothing")]
+                ("needs", ", ".join(sorted(card.needs)) or "nothing")] + \
+            ([("budget", "none of its own: its minimal perturbation is projected onto each budget")]
+             if card.minimal else [])
     if kind == "defenses":
         return [("differentiable", "yes" if card.differentiable else "no (attacked adaptively: BPDA/EOT)"),
                 ("claims", ", ".join(card.claims) or "nothing"), ("needs", ", ".join(sorted(card.needs)) or "nothing")]
