@@ -1,8 +1,8 @@
 """Plan-time threat-model checks: refuse a (model, defense, attack) cell that cannot be run honestly, warn when unsure.
 
 Each check reads what entries declare on their cards (benchmark/cards.py: attack `threat`, `access`, `needs`,
-`budgets`; defense `needs`; data set `masks`; each validated when the entry registered) and, for the GAN attacks, builds the model on the meta device (no memory, no
-weights) to see whether it is a timm classifier. Errors are one line naming the config file, the entry and the fix.
+`budgets`; defense `needs`; data set `masks`; each validated when the entry registered) and, for the GAN attacks,
+builds the model on the meta device (no memory, no weights) to see whether it is a timm classifier. Errors are one line naming the config file, the entry and the fix.
 """
 from __future__ import annotations
 
