@@ -18,10 +18,10 @@ from torch import nn
 from benchmark.attacking.art_adapter import art_generate
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.registry import register_attack
-from benchmark.attacking.torch_attacks import project
 
-from ._checks import LINF_BUDGETS, Option, check_batch, read_options
+from ._budgets import LINF_BUDGETS
 
 _PARTS = ("apgd-ce", "apgd-dlr", "deepfool", "square")
 AUTOATTACK_OPTIONS = {
@@ -68,16 +68,13 @@ class _SerialAutoAttack:
         return x_adv
 
 
-@register_attack("autoattack", threat="linf", access="white-box", budgets=LINF_BUDGETS,
-                 options={k: o.default for k, o in AUTOATTACK_OPTIONS.items()})
+@register_attack("autoattack", threat="linf", access="white-box", budgets=LINF_BUDGETS, options=AUTOATTACK_OPTIONS)
 def autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """AutoAttack (ART): APGD-CE, DeepFool and Square in turn, the first success within eps kept per image."""
-    check_batch("autoattack", "linf", x, y, eps)
-    o = read_options("autoattack", ctx.options, AUTOATTACK_OPTIONS)
+    o = ctx.options
     if "apgd-dlr" in o["attacks"]:
         raise BenchmarkError("attacks.autoattack.options.attacks: 'apgd-dlr' needs at least 3 classes and this "
                              "benchmark's models have 2 (positive, negative); remove it")
-    x_adv = art_generate(lambda clf: _SerialAutoAttack(clf, _parts(clf, eps, o, ctx.batch_size), eps,
-                                                       ctx.batch_size),
-                         model, x, y, ctx, name="autoattack")
-    return project(x_adv, x, eps, "linf")
+    return art_generate(lambda clf: _SerialAutoAttack(clf, _parts(clf, eps, o, ctx.batch_size), eps,
+                                                      ctx.batch_size),
+                        model, x, y, ctx, name="autoattack")  # projected onto the budget by call_attack

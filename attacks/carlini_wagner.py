@@ -11,10 +11,10 @@ from torch import nn
 
 from benchmark.attacking.art_adapter import art_generate
 from benchmark.entry_api import AttackContext
+from benchmark.options import Option
 from benchmark.registry import register_attack
-from benchmark.attacking.torch_attacks import project
 
-from ._checks import L2_BUDGETS, Option, check_batch, read_options
+from ._budgets import L2_BUDGETS
 
 CW_OPTIONS = {
     "confidence": Option(0.0, float, "logit margin kappa the adversarial class must win by", low=0),
@@ -25,16 +25,14 @@ CW_OPTIONS = {
 }
 
 
-@register_attack("cw-l2", threat="l2", access="white-box", budgets=L2_BUDGETS,
-                 options={k: o.default for k, o in CW_OPTIONS.items()})
+@register_attack("cw-l2", threat="l2", access="white-box", budgets=L2_BUDGETS, minimal=True,
+                 options=CW_OPTIONS)
 def cw_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """Carlini-Wagner L2 (ART), its result projected onto the L2 budget ball."""
     from art.attacks.evasion import CarliniL2Method
 
-    check_batch("cw-l2", "l2", x, y, eps)
-    o = read_options("cw-l2", ctx.options, CW_OPTIONS)
-    x_adv = art_generate(lambda clf: CarliniL2Method(
+    o = ctx.options
+    return art_generate(lambda clf: CarliniL2Method(
         clf, confidence=o["confidence"], learning_rate=o["learning_rate"],
         binary_search_steps=o["binary_search_steps"], max_iter=o["steps"], initial_const=o["initial_const"],
-        batch_size=ctx.batch_size, verbose=False), model, x, y, ctx, name="cw-l2")
-    return project(x_adv, x, eps, "l2")
+        batch_size=ctx.batch_size, verbose=False), model, x, y, ctx, name="cw-l2")  # projected by call_attack

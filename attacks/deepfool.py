@@ -12,10 +12,10 @@ from torch import nn
 
 from benchmark.attacking.art_adapter import art_generate
 from benchmark.entry_api import AttackContext
+from benchmark.options import Option
 from benchmark.registry import register_attack
-from benchmark.attacking.torch_attacks import project
 
-from ._checks import L2_BUDGETS, Option, check_batch, read_options
+from ._budgets import L2_BUDGETS
 
 DEEPFOOL_OPTIONS = {
     "steps": Option(100, int, "maximum iterations (ART max_iter)", low=1),
@@ -23,15 +23,13 @@ DEEPFOOL_OPTIONS = {
 }
 
 
-@register_attack("deepfool", threat="l2", access="white-box", budgets=L2_BUDGETS,
-                 options={k: o.default for k, o in DEEPFOOL_OPTIONS.items()})
+@register_attack("deepfool", threat="l2", access="white-box", budgets=L2_BUDGETS, minimal=True,
+                 options=DEEPFOOL_OPTIONS)
 def deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """DeepFool minimal-L2 attack (ART), its result projected onto the L2 budget ball."""
     from art.attacks.evasion import DeepFool
 
-    check_batch("deepfool", "l2", x, y, eps)
-    o = read_options("deepfool", ctx.options, DEEPFOOL_OPTIONS)
-    x_adv = art_generate(lambda clf: DeepFool(clf, max_iter=o["steps"], epsilon=o["overshoot"], nb_grads=10,
-                                              batch_size=ctx.batch_size, verbose=False),
-                         model, x, y, ctx, name="deepfool")
-    return project(x_adv, x, eps, "l2")
+    o = ctx.options
+    return art_generate(lambda clf: DeepFool(clf, max_iter=o["steps"], epsilon=o["overshoot"], nb_grads=10,
+                                             batch_size=ctx.batch_size, verbose=False),
+                        model, x, y, ctx, name="deepfool")  # projected onto the budget by call_attack

@@ -7,8 +7,6 @@ attacks every model with the same fakes.
 """
 from __future__ import annotations
 
-import difflib
-from dataclasses import fields
 from typing import Any
 
 import torch
@@ -16,24 +14,22 @@ from torch import nn
 
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.gan.training import GanSchedule, schedule_from_options
+from benchmark.gan.training import SCHEDULE_OPTIONS, schedule_from_options
+from benchmark.options import Option, read_options
 from benchmark.registry import register_attack
 
-__all__ = ["gan", "gan_transfer", "check_options", "GAN_OPTIONS"]
+__all__ = ["gan", "gan_transfer", "check_options", "GAN_OPTIONS", "TRANSFER_OPTIONS"]
 
-GAN_OPTIONS = tuple(f.name for f in fields(GanSchedule))
+GAN_OPTIONS: dict[str, Option] = dict(SCHEDULE_OPTIONS)
+TRANSFER_OPTIONS: dict[str, Option] = {
+    **GAN_OPTIONS, "surrogate": Option(None, str, "model of the matrix the fakes are made against (default: the "
+                                                  "first model)")}
 
 
 def check_options(name: str, options: dict[str, Any], transfer: bool) -> dict[str, Any]:
-    """Validate a GAN attack's options (schedule knobs, and `surrogate` for transfer); return them."""
-    allowed = GAN_OPTIONS + (("surrogate",) if transfer else ())
-    for key in options:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(allowed)}"
-            raise BenchmarkError(f"attacks.{name}.options.{key} is not an option of {name}{hint}")
-    if transfer and "surrogate" in options and not isinstance(options["surrogate"], str):
-        raise BenchmarkError(f"attacks.{name}.options.surrogate must be a model name of the matrix")
+    """Validate a GAN attack's options (schedule knobs, and `surrogate` for transfer); return them as given (the
+    gan stage's parameters, and so its cache key, hold only what the config wrote)."""
+    read_options(name, options, TRANSFER_OPTIONS if transfer else GAN_OPTIONS)
     schedule_from_options(options, f"attacks.{name}")
     return dict(options)
 
@@ -53,7 +49,7 @@ def gan(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: Att
 
 
 @register_attack("gan-transfer", threat="semantic", access="transfer", needs="fakes",
-                 options=GAN_OPTIONS + ("surrogate",))
+                 options=TRANSFER_OPTIONS)
 def gan_transfer(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
                  ctx: AttackContext) -> torch.Tensor:
     """Lesion GAN, transfer: fakes made once against a surrogate model (option `surrogate`), used on every model."""

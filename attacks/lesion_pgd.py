@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.entry_api import AttackContext
+from benchmark.attacking.attack_call import generator
+from benchmark.options import Option
 from benchmark.registry import register_attack
 
-from ._checks import LINF_BUDGETS, Option, check_batch, generator, read_options
+from ._budgets import LINF_BUDGETS
 from .pgd import PGD_OPTIONS, run_pgd
 
 __all__ = ["attack_region", "lesion_pgd"]
@@ -77,11 +79,9 @@ def attack_region(x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor | None, 
 
 
 @register_attack("lesion-pgd", threat="linf", access="white-box", budgets=LINF_BUDGETS, needs="masks",
-                 options={**{k: o.default for k, o in PGD_OPTIONS.items()},
-                          **{k: o.default for k, o in REGION_OPTIONS.items()}})
+                 options={**PGD_OPTIONS, **REGION_OPTIONS})
 def lesion_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """PGD-Linf confined to the lesion (positives) or to a random breast region of lesion size (negatives)."""
-    check_batch("lesion-pgd", "linf", x, y, eps)
-    opts = read_options("lesion-pgd", ctx.options, {**PGD_OPTIONS, **REGION_OPTIONS})
+    opts = ctx.options
     region = attack_region(x, y, ctx.masks, ctx.seed, opts["breast_threshold"], opts["region_fraction"])
-    return run_pgd("lesion-pgd", "linf", model, x, y, eps, ctx, mask=region, extra=REGION_OPTIONS)
+    return run_pgd("linf", model, x, y, eps, ctx, mask=region)

@@ -7,10 +7,10 @@ from torch import nn
 
 from benchmark.attacking.art_adapter import art_generate
 from benchmark.entry_api import AttackContext
+from benchmark.options import Option
 from benchmark.registry import register_attack
-from benchmark.attacking.torch_attacks import project
 
-from ._checks import LINF_BUDGETS, Option, check_batch, read_options
+from ._budgets import LINF_BUDGETS
 
 SQUARE_OPTIONS = {
     "queries": Option(1000, int, "query budget per image (ART max_iter; the paper uses 5000 and 10000)", low=1),
@@ -19,16 +19,13 @@ SQUARE_OPTIONS = {
 }
 
 
-@register_attack("square", threat="linf", access="black-box", budgets=LINF_BUDGETS,
-                 options={k: o.default for k, o in SQUARE_OPTIONS.items()})
+@register_attack("square", threat="linf", access="black-box", budgets=LINF_BUDGETS, options=SQUARE_OPTIONS)
 def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """Square Attack: random square updates accepted by the model's scores alone, within a query budget (ART)."""
     from art.attacks.evasion import SquareAttack
 
-    check_batch("square", "linf", x, y, eps)
-    o = read_options("square", ctx.options, SQUARE_OPTIONS)
-    x_adv = art_generate(lambda clf: SquareAttack(clf, norm=np.inf, max_iter=o["queries"], eps=eps,
-                                                  p_init=o["p_init"], nb_restarts=o["restarts"],
-                                                  batch_size=ctx.batch_size, verbose=False),
-                         model, x, y, ctx, name="square")
-    return project(x_adv, x, eps, "linf")
+    o = ctx.options
+    return art_generate(lambda clf: SquareAttack(clf, norm=np.inf, max_iter=o["queries"], eps=eps,
+                                                 p_init=o["p_init"], nb_restarts=o["restarts"],
+                                                 batch_size=ctx.batch_size, verbose=False),
+                        model, x, y, ctx, name="square")  # projected onto the budget by call_attack

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.config import budget_label, load_config
@@ -47,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                         "dataset.skip_bad)")
     lst = sub.add_parser("list", help="registered models, attacks, defenses and data sets")
     lst.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
+    lst.add_argument("name", nargs="?", help="one entry of that kind: show its card (doc, source, declarations, "
+                                             "options table)")
     s = sub.add_parser("show", help="print a recorded run's results")
     s.add_argument("run", nargs="?", default="latest", help="run id, 'latest' or a run folder")
     s.add_argument("--config", type=Path, default=None, help="config whose store holds the run")
@@ -71,14 +74,68 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_list(kind: str | None) -> int:
+def _cmd_list(kind: str | None, name: str | None = None) -> int:
+    if name is not None:
+        return _cmd_card(kind, name)
     for k in [kind] if kind else KINDS:
         table = Table(title=k, title_justify="left", show_lines=False)
         for col in ("name", "description", "registered from"):
             table.add_column(col)
         for e in list_components(k):
-            table.add_row(e.name, e.doc, e.source)
+            table.add_row(escape(e.name), escape(e.doc), escape(e.source))
         _console.print(table)
+    return 0
+
+
+def _card_facts(entry: object) -> list[tuple[str, str]]:
+    """(label, value) lines of an entry's card that matter for its kind."""
+    card, kind = entry.card, entry.kind
+    if kind == "attacks":
+        budgets = ", ".join(str(b) for b in card.budgets) or ("none (semantic)" if card.threat == "semantic"
+                                                             else "none: give budgets in the config")
+        return [("threat", card.threat), ("access", card.access), ("default budgets", budgets),
+                ("needs", ", ".join(sorted(card.needs)) or "nothing")] + \
+            ([("budget", "none of its own: its minimal perturbation is projected onto each budget")]
+             if card.minimal else [])
+    if kind == "defenses":
+        return [("differentiable", "yes" if card.differentiable else "no (attacked adaptively: BPDA/EOT)"),
+                ("claims", ", ".join(card.claims) or "nothing"), ("needs", ", ".join(sorted(card.needs)) or "nothing")]
+    if kind == "models":
+        return [("training defaults", ", ".join(f"{k} = {v}" for k, v in card.train.items()) or "none"),
+                ("loss recipe", ", ".join(f"{k} = {v}" for k, v in card.recipe.items()) or "default")]
+    masks = card.masks
+    masks = "not declared" if masks is None else ("yes" if masks else "no") if isinstance(masks, bool) \
+        else f"when option {masks[0]} is on (default {masks[1]})"
+    return [("lesion masks", masks)]
+
+
+def _cmd_card(kind: str | None, name: str) -> int:
+    """`list KIND NAME`: one entry's card and options table."""
+    from benchmark.options import describe_range
+    from benchmark.registry import get_component
+
+    if kind is None:
+        raise BenchmarkError("list NAME needs the kind first: list KIND NAME (e.g. list attacks pgd-linf)")
+    entry = get_component(kind, name)
+    _console.print(f"[bold]{escape(entry.name)}[/bold] ({kind[:-1]}): {escape(entry.doc)}")
+    for label, value in [("source", entry.source), ("code version", entry.version), *_card_facts(entry)]:
+        _console.print(f"  {label}: {escape(str(value))}")
+    options = entry.card.options
+    if options is None:
+        _console.print("  options: not declared (the entry checks its own keyword options)")
+        return 0
+    if not options:
+        _console.print("  options: none")
+        return 0
+    table = Table(title="options", title_justify="left")
+    for col in ("name", "type", "default", "range / choices", "doc"):
+        table.add_column(col)
+    for key, opt in options.items():
+        kind_name = opt.kind.__name__ + (f"[{opt.item.__name__}]" if opt.item is not None else "")
+        default = "unset" if opt.default is None else repr(opt.default)
+        table.add_row(escape(key), escape(kind_name), escape(default), escape(describe_range(opt)),
+                      escape(opt.doc))
+    _console.print(table)
     return 0
 
 
@@ -252,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
-            return _cmd_list(args.kind)
+            return _cmd_list(args.kind, args.name)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "leaderboard":

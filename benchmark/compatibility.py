@@ -1,8 +1,8 @@
 """Plan-time threat-model checks: refuse a (model, defense, attack) cell that cannot be run honestly, warn when unsure.
 
-Each check reads what entries declare (attack `threat`, `access`, `needs`, `budgets`; defense `differentiable`,
-`claims`, `needs`; data set `masks`) and, for the GAN attacks, builds the model on the meta device (no memory, no
-weights) to see whether it is a timm classifier. Errors are one line naming the config file, the entry and the fix.
+Each check reads what entries declare on their cards (benchmark/cards.py: attack `threat`, `access`, `needs`,
+`budgets`; defense `needs`; data set `masks`; each validated when the entry registered) and, for the GAN attacks,
+builds the model on the meta device (no memory, no weights) to see whether it is a timm classifier. Errors are one line naming the config file, the entry and the fix.
 """
 from __future__ import annotations
 
@@ -19,15 +19,13 @@ from benchmark.config import (
     MatrixConfig,
     ModelSpec,
     budget_label,
-    parse_budget,
 )
-from benchmark.entry_api import ACCESS, THREATS
+from benchmark.cards import NEEDS  # noqa: F401 -- re-exported: what the engine can hand an entry
 from benchmark.errors import BenchmarkError
 from benchmark.registry import Component, get_component
 
 __all__ = ["CompatibilityWarning", "check_cell", "check_matrix", "dataset_has_masks"]
 
-NEEDS = ("fakes", "masks")  # what the engine can hand an entry besides (model, x, y, eps)
 LINF_LARGE = 16 / 255  # the largest L-inf budget in common use; above it the image content itself changes
 L2_RMS_TINY = 0.1 / 255  # L2 budgets whose per-pixel RMS is below a tenth of an 8-bit grey level
 L2_RMS_LARGE = 32 / 255
@@ -42,20 +40,7 @@ def check_cell(config: MatrixConfig, model: ModelSpec, defense: DefenseSpec, att
     a_entry = get_component("attacks", attack.name)
     d_entry = get_component("defenses", defense.name)
     where = f"{config.source}: attacks '{attack.name}'"
-    threat = a_entry.meta.get("threat", "linf")
-    if threat not in THREATS:
-        raise BenchmarkError(f"{where}: the attack declares threat '{threat}', not one of {', '.join(THREATS)}; "
-                             "fix threat= in its @register_attack or remove it from the matrix")
-    access = a_entry.meta.get("access", "white-box")
-    if access not in ACCESS:
-        raise BenchmarkError(f"{where}: the attack declares access '{access}', not one of {', '.join(ACCESS)}; "
-                             "fix access= in its @register_attack or remove it from the matrix")
-    _check_defense(config, defense, d_entry)
-    needs = _needs(a_entry)
-    unknown = sorted(needs - set(NEEDS))
-    if unknown:
-        raise BenchmarkError(f"{where}: the attack needs '{unknown[0]}', which the engine cannot provide (it "
-                             f"provides {', '.join(NEEDS)}); remove the attack from the matrix")
+    threat, access, needs = a_entry.card.threat, a_entry.card.access, a_entry.card.needs  # checked at registration
     if "masks" in needs:
         _check_masks(config, attack)
     if "fakes" in needs:
@@ -64,7 +49,7 @@ def check_cell(config: MatrixConfig, model: ModelSpec, defense: DefenseSpec, att
         if spec is not None:  # an unknown surrogate is the planner's error, with the list of matrix models
             _check_timm(config, spec, f"{where} ({access}: its GAN critic starts from the features of "
                                       f"{'surrogate ' if access == 'transfer' else ''}model '{target}')")
-    if "fakes" in _needs(d_entry):
+    if "fakes" in d_entry.card.needs:
         _check_timm(config, model, f"{config.source}: defenses '{defense.name}' (it trains on GAN fakes made "
                                    f"against model '{model.name}')")
     _check_budgets(config, attack, a_entry, threat)
@@ -80,30 +65,7 @@ def check_matrix(config: MatrixConfig) -> None:
 
 def dataset_has_masks(entry: Component, options: dict) -> bool | None:
     """Whether a data set entry yields lesion masks with these options; None when it does not declare `masks`."""
-    declared = entry.meta.get("masks")
-    if declared is None or isinstance(declared, bool):
-        return declared
-    option, default = declared  # ("roi_masks", False): masks exactly when that boolean option is on
-    return bool(options.get(option, default))
-
-
-def _needs(entry: Component) -> set[str]:
-    needs = entry.meta.get("needs") or ()
-    return {needs} if isinstance(needs, str) else set(needs)
-
-
-def _check_defense(config: MatrixConfig, defense: DefenseSpec, entry: Component) -> None:
-    where = f"{config.source}: defenses '{defense.name}'"
-    differentiable = getattr(entry.obj, "differentiable", True)
-    if not isinstance(differentiable, bool):
-        raise BenchmarkError(f"{where}: the defense declares differentiable = {differentiable!r}; declare True or "
-                             "False (False makes every gradient attack on it adaptive, BPDA/EOT)")
-    claims = getattr(entry.obj, "claims", ())
-    claims = (claims,) if isinstance(claims, str) else tuple(claims)
-    bad = [c for c in claims if c not in THREATS]
-    if bad:
-        raise BenchmarkError(f"{where}: the defense claims '{bad[0]}', not one of {', '.join(THREATS)}; "
-                             "fix its claims")
+    return entry.card.has_masks(options)  # ("roi_masks", False): masks exactly when that boolean option is on
 
 
 def _check_masks(config: MatrixConfig, attack: AttackSpec) -> None:
@@ -142,7 +104,7 @@ def _check_budgets(config: MatrixConfig, attack: AttackSpec, entry: Component, t
         if attack.budgets:
             raise BenchmarkError(f"{where}: a semantic attack has no norm budget; remove budgets")
         return
-    budgets = attack.budgets or tuple(parse_budget(b) for b in entry.meta.get("budgets", ()))
+    budgets = attack.budgets or entry.card.budget_values
     side = config.dataset.image_size
     pixels = side * side
     for eps in budgets:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -26,16 +26,28 @@ class AttackContext:
     batch_size: int = 64
     differentiable: bool = True  # False when the defended model needs BPDA/EOT to be attacked honestly
     fakes: torch.Tensor | None = None  # (B, 1, H, W) pre-generated GAN fakes of this batch (attacks with needs="fakes")
+    generator: torch.Generator | None = None  # seeded with `seed` on the batch's device, set by call_attack
 
 
 class Defense:
-    """Base class for defenses: override what you change. Declare `differentiable` and `claims` honestly."""
+    """Base class for defenses: override what you change. Declare `differentiable`, `claims` and `options_spec`.
+
+    `options_spec` maps each option the defense takes to a benchmark.options.Option (default, type, one-line doc,
+    limits); {} means it takes none. The engine checks a config's options against it before anything runs, and
+    `self.settings` holds them checked, defaults filled in.
+    """
 
     differentiable: bool = True  # False: the engine attacks it adaptively (BPDA/EOT), never naively
     claims: tuple[str, ...] = ("linf", "l2", "semantic")  # threat models this defense claims to help against
+    options_spec: ClassVar[dict] = {}  # option name -> benchmark.options.Option; {}: takes no options
+    name: str = ""  # the registered name, for error messages (default: the class name)
 
     def __init__(self, options: dict | None = None) -> None:
+        from benchmark.options import read_options
+
         self.options = dict(options or {})
+        self.settings = read_options(self.name or type(self).__name__, self.options, self.options_spec,
+                                     kind="defenses")
 
     def training_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        step: int) -> tuple[torch.Tensor, torch.Tensor]:

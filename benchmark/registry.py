@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
+from benchmark.cards import Card, make_card
 from benchmark.execution.code_version import object_version
 from benchmark.errors import BenchmarkError
 from benchmark.names import NAME_PATTERN, NAME_RULE
@@ -22,7 +23,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Component:
-    """One registered thing: its kind, public name, the object, a one-line doc, where it came from, a code version."""
+    """One registered thing: its kind, public name, the object, a one-line doc, where it came from, a code version,
+    and its card (benchmark/cards.py: what it declares, validated at registration)."""
 
     kind: str
     name: str
@@ -30,7 +32,8 @@ class Component:
     doc: str
     source: str
     version: str
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    meta: dict = field(default_factory=dict, compare=False, hash=False)  # the raw declaration, as given
+    card: Card | None = field(default=None, compare=False, hash=False)
 
 
 def _first_line(obj: Any) -> str:
@@ -58,7 +61,8 @@ class Registry:
                 return old
             raise BenchmarkError(f"duplicate {self.kind[:-1]} name '{name}': registered by {old.source} "
                                  f"and by {source}; rename one of them")
-        entry = Component(self.kind, name, obj, _first_line(obj), source, object_version(obj), dict(meta))
+        card = make_card(self.kind, name, obj, source, meta)  # a bad declaration fails here, naming the source
+        entry = Component(self.kind, name, obj, _first_line(obj), source, object_version(obj), dict(meta), card)
         self._entries[name] = entry
         return entry
 
@@ -151,7 +155,7 @@ def _load_entry_point(kind: str, ep: Any) -> None:
     finally:
         registry.current_source = None
     if not inspect.ismodule(obj) and ep.name not in registry.names():
-        registry.add(ep.name, obj, source=f"plugin {dist} (entry point {ep.name})")
+        registry.add(ep.name, obj, source=f"plugin {dist} (entry point {ep.name})")  # card from obj's attributes
 
 
 def list_components(kind: str) -> list[Component]:

@@ -6,8 +6,16 @@ from typing import Any
 
 import pydicom
 
-from benchmark.data.dataset_folder import bad_value, folder_check, parse_options, read_table, require_root
+from benchmark.data.dataset_folder import (
+    bad_value,
+    folder_check,
+    folder_options,
+    parse_options,
+    read_table,
+    require_root,
+)
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
@@ -20,7 +28,9 @@ LAYOUT = ("the case description CSVs ({mass,calc}_case_description_{train,test}_
           "or their SeriesInstanceUID)")
 POSITIVE = "pathology MALIGNANT (any abnormality of the image); BENIGN and BENIGN_WITHOUT_CALLBACK negative"
 PATHOLOGIES = ("MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK")
-OWN: dict[str, tuple[Any, type]] = {"abnormalities": (["mass", "calc"], list), "roi_masks": (False, bool)}
+OWN: dict[str, Option] = {
+    "abnormalities": Option(["mass", "calc"], list, "abnormality types read", choices=("mass", "calc")),
+    "roi_masks": Option(False, bool, "read the ROI masks as lesion masks")}
 
 
 class _Finder:
@@ -75,8 +85,8 @@ def _label_files(root: Path, kinds: list[str]) -> list[tuple[Path, str]]:
     return found
 
 
-@register_dataset(NAME, masks=("roi_masks", OWN["roi_masks"][0]),  # lesion masks iff roi_masks
-                  check_options=folder_check(NAME, OWN, LAYOUT))
+@register_dataset(NAME, masks=("roi_masks", OWN["roi_masks"].default),  # lesion masks iff roi_masks
+                  options=folder_options(OWN), check_options=folder_check(NAME, OWN, LAYOUT))
 def cbis_ddsm(spec: Any, workdir: Path) -> ImageSet:
     """CBIS-DDSM, local copy; positive = pathology MALIGNANT; official train/test, val carved by patient."""
     options = parse_options(NAME, spec.options, OWN)

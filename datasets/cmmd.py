@@ -6,6 +6,7 @@ from typing import Any
 
 from benchmark.data.dataset_folder import (
     folder_check,
+    folder_options,
     LINE,
     bad_value,
     parse_options,
@@ -86,7 +87,8 @@ def _files(root: Path, subjects: set[str]) -> dict[str, list[Path]]:
     return out
 
 
-@register_dataset(NAME, masks=False, check_options=folder_check(NAME, {}, LAYOUT))
+@register_dataset(NAME, masks=False,
+                  options=folder_options({}), check_options=folder_check(NAME, {}, LAYOUT))
 def cmmd(spec: Any, workdir: Path) -> ImageSet:
     """CMMD, local copy; positive = classification Malignant for the breast shown (ImageLaterality)."""
     options = parse_options(NAME, spec.options, {})

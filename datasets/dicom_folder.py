@@ -8,6 +8,7 @@ import pydicom
 
 from benchmark.data.dataset_folder import (
     folder_check,
+    folder_options,
     bad_value,
     parse_options,
     read_table,
@@ -15,6 +16,7 @@ from benchmark.data.dataset_folder import (
     require_root,
 )
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
@@ -24,9 +26,13 @@ __all__ = ["dicom_folder"]
 NAME = "dicom-folder"
 LAYOUT = ("a label CSV (dataset.options.labels, relative to root) whose file_column holds DICOM paths relative "
           "to root and whose label_column holds labels")
-OWN: dict[str, tuple[Any, type]] = {
-    "labels": (None, str), "file_column": ("file", str), "label_column": ("label", str),
-    "patient_column": (None, str), "split_column": (None, str), "positive_values": (["1"], list)}
+OWN: dict[str, Option] = {
+    "labels": Option(None, str, "the label CSV, relative to root"),
+    "file_column": Option("file", str, "CSV column with each DICOM's path, relative to root"),
+    "label_column": Option("label", str, "CSV column with the label"),
+    "patient_column": Option(None, str, "CSV column with the patient id (default: one patient per image)"),
+    "split_column": Option(None, str, "CSV column with train/val/test (default: split by patient, seeded)"),
+    "positive_values": Option(["1"], list, "label values that mean positive")}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
 
@@ -40,7 +46,8 @@ def _dicom_patient(path: Path) -> str:
     return f"dicom:{value}" if value.strip() else f"file:{path}"
 
 
-@register_dataset(NAME, masks=False, check_options=folder_check(NAME, OWN, LAYOUT, required=("labels",)))
+@register_dataset(NAME, masks=False,
+                  options=folder_options(OWN), check_options=folder_check(NAME, OWN, LAYOUT, required=("labels",)))
 def dicom_folder(spec: Any, workdir: Path) -> ImageSet:
     """A local folder of DICOM mammograms with a label CSV; positive = label in positive_values."""
     options = parse_options(NAME, spec.options, OWN)

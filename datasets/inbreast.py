@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmark.data.dataset_folder import (
     folder_check,
+    folder_options,
     bad_value,
     parse_options,
     read_table,
@@ -14,6 +15,7 @@ from benchmark.data.dataset_folder import (
     require_root,
 )
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
@@ -23,8 +25,8 @@ __all__ = ["inbreast"]
 NAME = "inbreast"
 LAYOUT = ("INbreast.csv (';'-separated; File Name, Bi-Rads) and AllDICOMs/<File Name>_<patient hash>_MG_<R|L>_"
           "<CC|MLO>_ANON.dcm")
-OWN: dict[str, tuple[Any, type]] = {"birads3": ("exclude", str)}
 BIRADS3 = ("exclude", "negative", "positive")
+OWN: dict[str, Option] = {"birads3": Option("exclude", str, "what Bi-Rads 3 images count as", choices=BIRADS3)}
 
 
 def _label(category: str, birads3: str) -> int | None:
@@ -49,7 +51,7 @@ def _dicoms(folder: Path) -> dict[str, tuple[Path, str]]:
 
 
 @register_dataset(NAME, masks=False,  # AllXML contours are not read
-                  check_options=folder_check(NAME, OWN, LAYOUT))
+                  options=folder_options(OWN), check_options=folder_check(NAME, OWN, LAYOUT))
 def inbreast(spec: Any, workdir: Path) -> ImageSet:
     """INbreast, local copy; positive = Bi-Rads 4a-6, negative = 1-2, Bi-Rads 3 excluded by default."""
     options = parse_options(NAME, spec.options, OWN)

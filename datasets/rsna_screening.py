@@ -6,6 +6,7 @@ from typing import Any
 
 from benchmark.data.dataset_folder import (
     folder_check,
+    folder_options,
     bad_value,
     parse_options,
     read_table,
@@ -13,6 +14,7 @@ from benchmark.data.dataset_folder import (
     require_root,
 )
 from benchmark.data.imageset import ImageSet
+from benchmark.options import Option
 from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
 
@@ -21,10 +23,12 @@ __all__ = ["rsna_screening"]
 NAME = "rsna-screening"
 LAYOUT = "train.csv (patient_id, image_id, cancer) and train_images/<patient_id>/<image_id>.dcm (the Kaggle files)"
 POSITIVE = "cancer == 1 in train.csv (about 2% of images); cancer == 0 negative"
-OWN: dict[str, tuple[Any, type]] = {"labels": ("train.csv", str), "images": ("train_images", str)}
+OWN: dict[str, Option] = {"labels": Option("train.csv", str, "the label CSV, relative to root"),
+                          "images": Option("train_images", str, "the DICOM folder, relative to root")}
 
 
-@register_dataset(NAME, masks=False, check_options=folder_check(NAME, OWN, LAYOUT))
+@register_dataset(NAME, masks=False,
+                  options=folder_options(OWN), check_options=folder_check(NAME, OWN, LAYOUT))
 def rsna_screening(spec: Any, workdir: Path) -> ImageSet:
     """RSNA Screening Mammography (Kaggle 2022), local copy; positive = cancer == 1; split by patient."""
     options = parse_options(NAME, spec.options, OWN)

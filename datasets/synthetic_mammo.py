@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from PIL import Image
 
 from benchmark.data.dicom_io import SyntheticDicomMeta, quantize, read_mammogram, transform_mask, write_mammogram
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option, read_dataset_options
 from benchmark.data.imageset import ImageSet
 from benchmark.registry import register_dataset
 from benchmark.data.phantom import MASK_CALCIFICATION, SynthConfig, generate
@@ -19,59 +19,43 @@ __all__ = ["OPTIONS", "parse_options", "synthetic_mammo"]
 
 FIELD_OF_VIEW_MM = 204.8  # default native_size * pixel_spacing_mm: room for a 9-14 cm deep compressed breast
 POSITIVE = "lesion present (mass and/or calcification cluster)"
-OPTIONS: dict[str, tuple[Any, str]] = {
-    "count": (1000, "an integer >= 2 (images; two views per synthetic patient)"),
-    "positive_fraction": (0.5, "a number in (0, 1)"),
-    "native_size": (256, "an integer in [128, 4096] (square side of the written DICOM, pixels)"),
-    "pixel_spacing_mm": (None, f"a number in [0.05, 1.6] with native_size * spacing in [150, 420] mm "
-                               f"(default {FIELD_OF_VIEW_MM} / native_size)"),
-    "mlo_fraction": (0.5, "a number in [0, 1] (0.5: every patient has a CC and an MLO view)"),
-    "mass_diameter_mm": ([12.0, 30.0], "two numbers [min, max] within [5, 50]"),
-    "bits_stored": (12, "an integer in [10, 16]"),
+OPTIONS: dict[str, Option] = {
+    "count": Option(1000, int, "images (two views per synthetic patient)", low=2, high=10_000_000),
+    "positive_fraction": Option(0.5, float, "share of positive images", above=0, below=1),
+    "native_size": Option(256, int, "square side of the written DICOM, pixels", low=128, high=4096),
+    "pixel_spacing_mm": Option(None, float, f"mm per native pixel; native_size * spacing within [150, 420] mm "
+                                            f"(default {FIELD_OF_VIEW_MM} / native_size)", low=0.05, high=1.6),
+    "mlo_fraction": Option(0.5, float, "share of MLO views (0.5: every patient has a CC and an MLO view)",
+                           low=0, high=1),
+    "mass_diameter_mm": Option([12.0, 30.0], list, "[min, max] mass diameter, mm", low=5, high=50, item=float,
+                               length=2),
+    "bits_stored": Option(12, int, "BitsStored of the written DICOM", low=10, high=16),
 }
 
 
-def _bad(key: str, value: Any) -> BenchmarkError:
-    return BenchmarkError(f"dataset.options.{key} = {value!r} is invalid for synthetic-mammo: use {OPTIONS[key][1]}")
-
-
-def _number(key: str, value: Any, lo: float, hi: float, integer: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (integer and value != int(value)) or not lo <= value <= hi:
-        raise _bad(key, value)
-    return int(value) if integer else float(value)
+def _bad(key: str, value: Any, reason: str) -> BenchmarkError:
+    return BenchmarkError(f"dataset.options.{key} = {value!r} is invalid for synthetic-mammo: {reason}")
 
 
 def parse_options(options: dict[str, Any], image_size: int) -> tuple[SynthConfig, int, int]:
     """Validate dataset.options into a generator config, the image count and BitsStored."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise BenchmarkError(f"dataset.options.{unknown[0]} is not an option of synthetic-mammo; "
-                             f"allowed: {', '.join(OPTIONS)}")
-    opt = {k: options.get(k, default) for k, (default, _) in OPTIONS.items()}
-    count = _number("count", opt["count"], 2, 10_000_000, integer=True)
-    fraction = _number("positive_fraction", opt["positive_fraction"], 0.0, 1.0)
-    if not 0 < fraction < 1:
-        raise _bad("positive_fraction", fraction)
-    native = _number("native_size", opt["native_size"], 128, 4096, integer=True)
+    opt = read_dataset_options("synthetic-mammo", options, OPTIONS)
+    native = opt["native_size"]
     spacing = FIELD_OF_VIEW_MM / native if opt["pixel_spacing_mm"] is None else opt["pixel_spacing_mm"]
-    spacing = _number("pixel_spacing_mm", spacing, 0.05, 1.6)
     if not 150 <= native * spacing <= 420:
-        raise _bad("pixel_spacing_mm", opt["pixel_spacing_mm"])
-    diam = opt["mass_diameter_mm"]
-    if not isinstance(diam, (list, tuple)) or len(diam) != 2:
-        raise _bad("mass_diameter_mm", diam)
-    lo, hi = (_number("mass_diameter_mm", d, 5, 50) for d in diam)
+        raise _bad("pixel_spacing_mm", opt["pixel_spacing_mm"], f"native_size * spacing must lie in [150, 420] mm, "
+                                                                f"got {native * spacing:g}")
+    lo, hi = opt["mass_diameter_mm"]
     if lo > hi:
-        raise _bad("mass_diameter_mm", diam)
+        raise _bad("mass_diameter_mm", options["mass_diameter_mm"], "expected [min, max] with min <= max")
     # Specks must stay at least one output pixel wide after the breast (most of the field) is resized.
     min_speck = max(1.5, 1.2 * native / image_size)
-    config = SynthConfig(native, spacing, fraction, _number("mlo_fraction", opt["mlo_fraction"], 0, 1),
-                         (lo, hi), min_speck)
-    return config, count, _number("bits_stored", opt["bits_stored"], 10, 16, integer=True)
+    config = SynthConfig(native, float(spacing), float(opt["positive_fraction"]), float(opt["mlo_fraction"]),
+                         (float(lo), float(hi)), min_speck)
+    return config, opt["count"], opt["bits_stored"]
 
 
-@register_dataset("synthetic-mammo", masks=True,
+@register_dataset("synthetic-mammo", masks=True, options=OPTIONS,
                   check_options=lambda spec: parse_options(dict(spec.options or {}), spec.image_size))
 def synthetic_mammo(spec: Any, workdir: Path) -> ImageSet:
     """Procedural synthetic mammograms (1/f^beta parenchyma, masses, calcifications) written as DICOM MG."""

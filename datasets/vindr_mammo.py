@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmark.data.dataset_folder import (
     folder_check,
+    folder_options,
     bad_value,
     parse_options,
     read_table,
@@ -15,6 +16,7 @@ from benchmark.data.dataset_folder import (
     require_root,
 )
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
 from benchmark.registry import register_dataset
@@ -24,8 +26,10 @@ __all__ = ["birads", "vindr_mammo"]
 NAME = "vindr-mammo"
 LAYOUT = ("breast-level_annotations.csv (study_id, image_id, breast_birads, split), optionally "
           "finding_annotations.csv (boxes), and images/<study_id>/<image_id>.dicom")
-OWN: dict[str, tuple[Any, type]] = {"positive_birads": ([5], list), "negative_birads": ([1], list),
-                                    "masks": (True, bool)}
+OWN: dict[str, Option] = {
+    "positive_birads": Option([5], list, "breast BI-RADS categories counted positive"),
+    "negative_birads": Option([1], list, "breast BI-RADS categories counted negative"),
+    "masks": Option(True, bool, "finding boxes as lesion masks (needs finding_annotations.csv)")}
 SPLITS = {"training": "train", "train": "train", "test": "test"}
 
 
@@ -58,8 +62,8 @@ def _boxes(path: Path, wanted: set[str]) -> dict[str, list[tuple[float, float, f
     return out
 
 
-@register_dataset(NAME, masks=("masks", OWN["masks"][0]),  # finding boxes iff masks (and the CSV)
-                  check_options=folder_check(NAME, OWN, LAYOUT))
+@register_dataset(NAME, masks=("masks", OWN["masks"].default),  # finding boxes iff masks (and the CSV)
+                  options=folder_options(OWN), check_options=folder_check(NAME, OWN, LAYOUT))
 def vindr_mammo(spec: Any, workdir: Path) -> ImageSet:
     """VinDr-Mammo, local copy; positive = breast BI-RADS in positive_birads (default 5), negative BI-RADS 1."""
     options = parse_options(NAME, spec.options, OWN)

@@ -9,7 +9,7 @@ from torch import nn
 from benchmark.attacking.adaptive import Transform, TransformedModel
 from benchmark.entry_api import Defense
 
-from ._options import Option, read_options
+from ._options import Option
 
 __all__ = ["InputTransformDefense"]
 
@@ -23,11 +23,11 @@ class InputTransformDefense(Defense):
     options_spec: ClassVar[dict[str, Option]] = {}
     apply_fit = False  # ART's default for this transform: also transform the training batches
 
-    def __init__(self, options: dict | None = None) -> None:
-        super().__init__(options)
-        spec = {**self.options_spec,
-                "apply_fit": Option(self.apply_fit, bool, "also transform every training batch")}
-        self.settings = read_options(self.name, self.options, spec)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every input transformation also takes `apply_fit` (default: the class's own apply_fit)."""
+        super().__init_subclass__(**kwargs)
+        own = {k: v for k, v in cls.options_spec.items() if k != "apply_fit"}
+        cls.options_spec = {**own, "apply_fit": Option(cls.apply_fit, bool, "also transform every training batch")}
 
     def transform(self) -> Transform:
         """The transform, (B,1,H,W) float in [0,1] -> the same shape, dtype and device."""

@@ -23,7 +23,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.training.inference import MANIPULATED_OUTPUT
 from benchmark.registry import register_defense
 
-from ._options import Option, read_options
+from ._options import Option
 
 __all__ = ["GanFakesRelabel", "GanFakesDetect", "FAKE_LABEL_OFFSET"]
 
@@ -39,11 +39,10 @@ class _GanFakes(Defense):
     claims = ("semantic",)
     extra_classes = 0
     name = "gan-fakes"
-    option_table = OPTIONS
+    options_spec = OPTIONS
 
     def __init__(self, options: dict | None = None) -> None:
         super().__init__(options)
-        self.settings = read_options(self.name, self.options, self.option_table)
         self.fakes: torch.Tensor | None = None
         self.fake_labels: torch.Tensor | None = None
         self._rng = np.random.default_rng(self.settings["seed"])
@@ -93,7 +92,7 @@ class GanFakesDetect(_GanFakes):
 
     name = "gan-fakes-detect"
     extra_classes = 1  # the detection head's logit, after the two class logits
-    option_table = DETECT_OPTIONS
+    options_spec = DETECT_OPTIONS
 
     @property
     def false_alarm_rate(self) -> float:

@@ -10,3 +10,4 @@ class NoDefense(Defense):
     """No defense: the undefended model, the baseline every defense is compared with."""
 
     claims = ()
+    name = "none"

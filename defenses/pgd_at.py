@@ -11,7 +11,7 @@ from benchmark.attacking import torch_attacks
 from benchmark.entry_api import Defense
 from benchmark.registry import register_defense
 
-from ._options import Option, read_options
+from ._options import Option
 
 OPTIONS = {
     "eps": Option("2/255", float, "L-inf budget of the training attack, on the [0,1] intensity scale",
@@ -34,10 +34,8 @@ class PGDAdversarialTraining(Defense):
 
     differentiable = True
     claims = ("linf",)
-
-    def __init__(self, options: dict | None = None) -> None:
-        super().__init__(options)
-        self.settings = read_options("pgd-at", self.options, OPTIONS)
+    name = "pgd-at"
+    options_spec = OPTIONS
 
     def training_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.attacking import torch_attacks
+from benchmark.attacking.attack_call import call_attack
 from benchmark.attacking.art_adapter import art_classifier
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
@@ -71,7 +72,7 @@ def attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: f
            masks: torch.Tensor | None = None, seed: int = 0, **options: object) -> torch.Tensor:
     """Call a registered attack the way the engine's attack stage does."""
     ctx = AttackContext(CPU, seed, masks, dict(options), batch_size=64)
-    return get_component("attacks", name).obj(model, x, y, eps, ctx)
+    return call_attack(get_component("attacks", name), model, x, y, eps, ctx)
 
 
 def onehot(y: torch.Tensor) -> np.ndarray:
@@ -107,7 +108,7 @@ def test_native_pgd_equals_art_without_random_start(trained, norm, eps, art_norm
 def test_every_attack_keeps_its_budget_and_float_precision(trained, name) -> None:
     model, x, y, masks = trained
     entry = get_component("attacks", name)
-    threat = entry.meta["threat"]
+    threat = entry.card.threat
     eps = 4 / 255 if threat == "linf" else 0.5
     model.zero_grad(set_to_none=True)  # ART called directly in other tests leaves .grad behind
     before = [p.detach().clone() for p in model.parameters()]

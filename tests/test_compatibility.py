@@ -70,17 +70,11 @@ class _FuzzyDifferentiable(Defense):
 def temp_entries() -> Iterator[None]:
     """Temporary entries with odd declarations, removed after the module's tests."""
     list_components("models")
-    added = [("attacks", "tmp-weird-threat", register_attack("tmp-weird-threat", threat="linfinity")),
-             ("attacks", "tmp-needs-masks", register_attack("tmp-needs-masks", threat="linf", needs="masks",
+    added = [("attacks", "tmp-needs-masks", register_attack("tmp-needs-masks", threat="linf", needs="masks",
                                                             budgets=("1/255",))),
-             ("attacks", "tmp-needs-oracle", register_attack("tmp-needs-oracle", threat="linf", needs="oracle",
-                                                             budgets=("1/255",))),
              ("attacks", "tmp-l2", register_attack("tmp-l2", threat="l2", budgets=("0.5",))),
-             ("defenses", "tmp-bad-claims", register_defense("tmp-bad-claims")),
-             ("defenses", "tmp-fuzzy", register_defense("tmp-fuzzy")),
              ("models", "tmp-plain-cnn", register_model("tmp-plain-cnn"))]
-    objects = [_noop_attack, _noop_attack, _noop_attack, _noop_attack, _BadClaims, _FuzzyDifferentiable,
-               _plain_model]
+    objects = [_noop_attack, _noop_attack, _plain_model]
     for (kind, name, decorate), obj in zip(added, objects):
         get_registry(kind).remove(name)
         decorate(obj)
@@ -115,15 +109,32 @@ def test_the_shipped_configs_pass_without_warnings() -> None:
         _quiet(load_config(path))
 
 
-def test_an_attack_with_an_unknown_threat_is_refused(tmp_path: Path, temp_entries: None) -> None:
-    message = _error(_config(tmp_path, attacks=[{"name": "tmp-weird-threat", "budgets": ["1/255"]}]))
-    assert "attacks 'tmp-weird-threat'" in message and "threat 'linfinity'" in message
+def _refused(kind: str, name: str, decorate, obj) -> str:
+    """The one-line error of registering obj with a bad declaration (its card is refused; nothing is added)."""
+    list_components(kind)
+    try:
+        with pytest.raises(BenchmarkError) as info:
+            decorate(obj)
+        assert name not in get_registry(kind).names()
+    finally:
+        get_registry(kind).remove(name)
+    message = str(info.value)
+    assert "\n" not in message and "(module test_compatibility)" in message
+    return message
+
+
+def test_an_attack_with_an_unknown_threat_is_refused() -> None:
+    message = _refused("attacks", "tmp-weird-threat", register_attack("tmp-weird-threat", threat="linfinity"),
+                       _noop_attack)
+    assert "attack 'tmp-weird-threat'" in message and "threat 'linfinity'" in message
     assert "linf, l2, semantic" in message
 
 
-def test_an_attack_needing_what_the_engine_cannot_give_is_refused(tmp_path: Path, temp_entries: None) -> None:
-    message = _error(_config(tmp_path, attacks=[{"name": "tmp-needs-oracle"}]))
-    assert "needs 'oracle'" in message and "remove the attack" in message
+def test_an_attack_needing_what_the_engine_cannot_give_is_refused() -> None:
+    message = _refused("attacks", "tmp-needs-oracle", register_attack("tmp-needs-oracle", threat="linf",
+                                                                      needs="oracle", budgets=("1/255",)),
+                       _noop_attack)
+    assert "needs 'oracle'" in message and "cannot provide" in message
 
 
 @pytest.mark.parametrize(("dataset", "options", "expected"), [
@@ -147,7 +158,7 @@ def test_a_mask_attack_on_a_data_set_without_masks_is_refused(tmp_path: Path, te
 
 
 def test_lesion_pgd_declares_that_it_needs_masks(tmp_path: Path) -> None:
-    assert get_component("attacks", "lesion-pgd").meta.get("needs") == "masks"
+    assert get_component("attacks", "lesion-pgd").card.needs == frozenset({"masks"})
     message = _error(_config(tmp_path, {"name": "inbreast", "options": {"root": "/data"}},
                              attacks=[{"name": "lesion-pgd", "budgets": ["1/255"]}]))
     assert "attacks 'lesion-pgd' needs lesion masks and data set 'inbreast' has none" in message
@@ -190,9 +201,11 @@ def test_an_l2_budget_beyond_the_image_is_refused(tmp_path: Path, temp_entries: 
     assert "L2 budget 100 exceeds the largest possible change of a 64x64 [0,1] image (64)" in message
 
 
-def test_defenses_must_declare_real_threat_models(tmp_path: Path, temp_entries: None) -> None:
-    assert "claims 'linfinity'" in _error(_config(tmp_path, defenses=["tmp-bad-claims"]))
-    assert "differentiable = 'sometimes'" in _error(_config(tmp_path, defenses=["tmp-fuzzy"]))
+def test_defenses_must_declare_real_threat_models() -> None:
+    assert "claims 'linfinity'" in _refused("defenses", "tmp-bad-claims", register_defense("tmp-bad-claims"),
+                                            _BadClaims)
+    assert "differentiable = 'sometimes'" in _refused("defenses", "tmp-fuzzy", register_defense("tmp-fuzzy"),
+                                                      _FuzzyDifferentiable)
 
 
 def test_check_cell_takes_one_cell_of_the_matrix(tmp_path: Path, temp_entries: None) -> None:

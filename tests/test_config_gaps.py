@@ -33,9 +33,17 @@ def _run(tmp_path: Path, raw: dict, capsys: pytest.CaptureFixture, text: bytes |
     (lambda r: r["dataset"].update(name="dicom-folder", options={"root": "/nonexistent-folder-x"}),
      r"dataset.options.root = '/nonexistent-folder-x' is not a folder"),
     (lambda r: r["dataset"].update(name="cbis-ddsm", options={"root": ".", "roi_masks": "yes"}),
-     r"dataset.options.roi_masks = 'yes' is invalid for cbis-ddsm: expected bool"),
+     r"dataset.options.roi_masks = 'yes' is invalid for cbis-ddsm: expected true or false"),
     (lambda r: r["dataset"].update(name="synthetic-mammo", options={"count": 1}),
      r"dataset.options.count = 1 is invalid for synthetic-mammo"),
+    (lambda r: r.update(defenses=[{"name": "random-noise-eot", "options": {"sigam": 0.1}}]),  # a plugin defense
+     r"defenses.random-noise-eot.options.sigam: unknown option; did you mean 'sigma'\?"),
+    (lambda r: r.update(defenses=[{"name": "random-noise-eot", "options": {"sigma": -1}}]),
+     r"defenses.random-noise-eot.options.sigma: must be >= 0, got -1"),
+    (lambda r: r.update(attacks=[{"name": "pgd-linf", "budgets": ["1/255"], "options": {"steps": 0}}]),
+     r"attacks.pgd-linf.options.steps: must be >= 1, got 0"),
+    (lambda r: r["dataset"]["options"].update(cuont=3), r"dataset.options.cuont is not an option of tiny-blobs; "
+                                                         r"did you mean 'count'\?"),
     (lambda r: r["models"][0].update(checkpoint="/nonexistent/weights.pt"),
      r"models\[0\].checkpoint: '/nonexistent/weights.pt' is not a file"),
 ])

@@ -41,6 +41,23 @@ def test_defense_plugin_installs_lists_and_runs_one_cell(tmp_path: Path) -> None
     assert "Gaussian noise augmentation" in line
     assert "plugin mammo-noise-defense (entry point gaussian-noise-aug)" in line
 
+    card = _python("-m", "benchmark", "list", "defenses", "gaussian-noise-aug", env=env)
+    assert card.returncode == 0, card.stderr
+    assert "sigma" in card.stdout and "0.03" in card.stdout and "[0, 1]" in card.stdout
+
+    contract = _python("-m", "pytest", "-q", "-p", "no:cacheprovider", str(source / "test_contract.py"),
+                       env=env | {"PYTHONPATH": os.pathsep.join([str(source), env["PYTHONPATH"]])})
+    assert contract.returncode == 0, contract.stdout + contract.stderr
+
+    typo = tiny_raw(tmp_path / "typo")
+    typo["defenses"] = [{"name": "gaussian-noise-aug", "options": {"sigam": 0.05}}]
+    bad = _python("-m", "benchmark", "run", "--matrix", "--config", str(write_toml(tmp_path / "typo.toml", typo)),
+                  "--no-progress", env=env)
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "defenses.gaussian-noise-aug.options.sigam: unknown option; did you mean 'sigma'?" in bad.stderr
+    assert not (tmp_path / "typo" / "runs").exists()  # refused at plan time: nothing written
+
     raw = tiny_raw(tmp_path)
     raw["dataset"]["options"]["count"], raw["training"]["epochs"] = 128, 3
     raw["defenses"] = [{"name": "gaussian-noise-aug", "options": {"sigma": 0.05}}]

@@ -15,6 +15,7 @@ from torch import nn
 
 from benchmark.attacking import torch_attacks
 from benchmark.attacking.adaptive import TransformedModel, bpda
+from benchmark.attacking.attack_call import call_attack
 from benchmark.entry_api import AttackContext, Defense
 from benchmark.errors import BenchmarkError
 from benchmark.training.inference import predict_proba
@@ -232,7 +233,7 @@ def test_naive_pgd_overstates_jpeg_robustness(matrix: SimpleNamespace) -> None:
             x = torch.as_tensor(test.images[i:i + config.attack_batch_size])
             y = torch.as_tensor(test.labels[i:i + config.attack_batch_size], dtype=torch.long)
             ctx = AttackContext(CPU, attack.params["seed"] + i, None, {}, config.attack_batch_size, False)
-            out.append(entry.obj(model, x, y, 8 / 255, ctx).numpy())
+            out.append(call_attack(entry, model, x, y, 8 / 255, ctx).numpy())
         return np.concatenate(out)
 
     def robust(images: np.ndarray) -> float:

@@ -56,7 +56,7 @@ def test_schedule_options_are_checked() -> None:
     assert schedule_from_options({"joint_steps": 7, "surrogate": "x"}, "attacks.gan").joint_steps == 7
     with pytest.raises(BenchmarkError, match=r"attacks.gan.options.batch_size = 0"):
         schedule_from_options({"batch_size": 0}, "attacks.gan")
-    with pytest.raises(BenchmarkError, match="expected int"):
+    with pytest.raises(BenchmarkError, match="joint_steps = 1.5: expected a whole number"):
         schedule_from_options({"joint_steps": 1.5}, "attacks.gan")
     assert GanSchedule().total_steps() == GanSchedule().identity_steps + GanSchedule().head_steps + \
         GanSchedule().joint_steps

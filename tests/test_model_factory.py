@@ -128,9 +128,9 @@ def test_a_models_own_training_defaults_apply_where_the_config_is_silent(tmp_pat
         config = parse_config({**raw, "models": ["tmp-recipe-2"]}).with_cell("tmp-recipe", None, None)
         assert config.models[0].train == TrainSpec(epochs=3, batch_size=16, lr=5e-4, weight_decay=0.05)
         get_registry("models").remove("tmp-recipe")
-        register_model("tmp-recipe", train={"learning_rate": 1e-3})(_tmp_model)
         with pytest.raises(BenchmarkError, match="train default 'learning_rate' is unknown"):
-            parse_config(raw)
+            register_model("tmp-recipe", train={"learning_rate": 1e-3})(_tmp_model)  # refused at registration
+        assert "tmp-recipe" not in get_registry("models").names()
     finally:
         get_registry("models").remove("tmp-recipe")
         get_registry("models").remove("tmp-recipe-2")

@@ -93,3 +93,30 @@ def test_every_entry_gets_one_sanity_cell_on_no_board(tmp_path: Path) -> None:
                          attack={"sanity_budget": "32/255"})
     kinds = [s.kind for s in plan_matrix(shared).stages]
     assert kinds.count("attack") == 1 and kinds.count("score") == 2
+
+
+def test_an_attack_needing_fakes_and_masks_gets_its_fakes_stage(tmp_path: Path) -> None:
+    from benchmark.registry import get_registry, list_components
+
+    def tmp_lesion_gan(model, x, y, eps, ctx):
+        """A GAN edit confined to lesions: needs both fakes and masks."""
+        return ctx.fakes
+
+    list_components("attacks")
+    registry = get_registry("attacks")
+    registry.add("tmp-fakes-masks", tmp_lesion_gan, threat="semantic", needs=("fakes", "masks"))
+    try:
+        plan = plan_matrix(tiny_config(tmp_path, dataset={"name": "synthetic-mammo", "image_size": 32},
+                                       attacks=[{"name": "tmp-fakes-masks"}]))
+        attack = next(s for s in plan.stages if s.kind == "attack")
+        assert "fakes" in attack.deps and [s.kind for s in plan.stages].count("gan") == 1
+    finally:
+        registry.remove("tmp-fakes-masks")
+
+
+def test_every_entrys_options_are_checked_before_planning(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError, match=r"tiny.toml: defenses.jpeg.options.qualty: unknown option; "
+                                             r"did you mean 'quality'\?"):
+        plan_matrix(tiny_config(tmp_path, defenses=[{"name": "jpeg", "options": {"qualty": 50}}]))
+    with pytest.raises(BenchmarkError, match=r"tiny.toml: attacks.gan.options.joint_steps: expected a whole number"):
+        plan_matrix(tiny_config(tmp_path, attacks=[{"name": "gan", "options": {"joint_steps": "many"}}]))

@@ -1,6 +1,8 @@
 """Registries: built-ins with sources, plugins through entry points, duplicate and unknown names."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from benchmark.errors import BenchmarkError
@@ -13,7 +15,68 @@ def test_builtins_are_listed_with_doc_and_source() -> None:
     assert models["resnet18"].source == "built-in models/resnet.py"
     assert models["resnet18"].doc.startswith("ResNet-18")
     attacks = {e.name: e for e in list_components("attacks")}
-    assert attacks["fgsm"].meta["threat"] == "linf"
+    assert attacks["fgsm"].card.threat == "linf" and attacks["fgsm"].card.access == "white-box"
+    assert "fakes" in attacks["gan"].card.needs and attacks["lesion-pgd"].card.needs == frozenset({"masks"})
+
+
+def test_entry_point_attacks_carry_their_card_as_attributes() -> None:
+    entry = get_component("attacks", "broken")
+    assert entry.card.threat == "linf" and entry.card.budgets == ("1/255",) and dict(entry.card.options) == {}
+    assert set(get_component("defenses", "random-noise-eot").card.options) == {"sigma"}
+
+
+def test_an_entry_point_attack_without_a_threat_is_refused_at_load() -> None:
+    from importlib.metadata import EntryPoint
+
+    from benchmark.registry import _load_entry_point
+
+    list_components("attacks")
+    ep = EntryPoint("threatless", "tinyplugin:threatless_attack", "benchmark.attacks")
+    with pytest.raises(BenchmarkError) as err:
+        _load_entry_point("attacks", ep)
+    message = str(err.value)
+    assert "\n" not in message and "attack 'threatless' (plugin tinyplugin (entry point threatless))" in message
+    assert "no threat model declared" in message and "fn.threat" in message
+    assert "threatless" not in get_registry("attacks").names()
+
+
+@pytest.mark.parametrize("declared, message", [
+    ({"threat": "linfinity"}, "threat 'linfinity' is not one of linf, l2, semantic"),
+    ({"threat": "linf", "access": "grey-box"}, "access 'grey-box' is not one of"),
+    ({"threat": "linf", "needs": ("fakes", "oracle")}, "needs 'oracle', which the engine cannot provide"),
+    ({"threat": "linf", "budgets": ("2",)}, "budgets: '2' must be a positive number"),
+    ({"threat": "semantic", "budgets": ("1/255",)}, "a semantic attack has no norm budget"),
+    ({"threat": "linf", "options": {"steps": 10}}, "options.steps must be a benchmark.options.Option"),
+    ({"threat": "linf", "thread": "linf"}, "unknown declaration 'thread'"),
+])
+def test_bad_attack_declarations_are_refused_at_registration(declared: dict, message: str) -> None:
+    from benchmark.registry import register_attack
+
+    def tmp_attack(model, x, y, eps, ctx):
+        """A stand-in."""
+        return x
+
+    try:
+        with pytest.raises(BenchmarkError, match=re.escape(message)) as err:
+            register_attack("tmp-bad-card", **declared)(tmp_attack)
+        assert "attack 'tmp-bad-card' (module test_registry)" in str(err.value)
+        assert "tmp-bad-card" not in get_registry("attacks").names()
+    finally:
+        get_registry("attacks").remove("tmp-bad-card")
+
+
+def test_needs_may_be_several() -> None:
+    from benchmark.registry import register_attack
+
+    def tmp_attack(model, x, y, eps, ctx):
+        """A stand-in."""
+        return x
+
+    try:
+        entry = get_registry("attacks").add("tmp-two-needs", tmp_attack, threat="linf", needs=("fakes", "masks"))
+        assert entry.card.needs == frozenset({"fakes", "masks"})
+    finally:
+        get_registry("attacks").remove("tmp-two-needs")
 
 
 def test_entry_point_plugin_is_discovered_with_its_distribution() -> None:

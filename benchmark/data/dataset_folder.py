@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkError
+from benchmark.options import Option, read_dataset_options
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -21,6 +22,7 @@ __all__ = [
     "anon_id",
     "bad_value",
     "folder_check",
+    "folder_options",
     "id_key",
     "using_id_key",
     "parse_options",
@@ -30,38 +32,25 @@ __all__ = [
 ]
 
 LINE = "#line"  # key added to every row read by read_table: its line number in the file, for error messages
-# name -> (default, expected type)
-COMMON_OPTIONS: dict[str, tuple[Any, type]] = {
-    "root": (None, str),  # the local copy of the data set
-    "limit": (None, int),  # at most this many images (whole patients, classes in proportion), for quick runs
-    "id_salt": ("", str),  # extra salt mixed into the keyed ids (the secret is the store's key, see id_key)
-    "id_key_file": (None, str),  # a file holding the id key (hex); default: the store's own random key
-    "modalities": (["MG"], list),  # DICOM Modality values accepted
+COMMON_OPTIONS: dict[str, Option] = {
+    "root": Option(None, str, "the local copy of the data set (a folder)"),
+    "limit": Option(None, int, "at most this many images (whole patients, classes in proportion), for quick runs",
+                    low=2),
+    "id_salt": Option("", str, "extra salt mixed into the keyed ids (the secret is the store's key)"),
+    "id_key_file": Option(None, str, "a file holding the id key (hex); default: the store's own random key"),
+    "modalities": Option(["MG"], list, "DICOM Modality values accepted", item=str),
 }
 
 
-def parse_options(name: str, options: dict | None, own: dict[str, tuple[Any, type]]) -> dict[str, Any]:
+def folder_options(own: dict[str, Option]) -> dict[str, Option]:
+    """A folder adapter's options: the common ones and its own (its card's `options`)."""
+    return {**COMMON_OPTIONS, **own}
+
+
+def parse_options(name: str, options: dict | None, own: dict[str, Option]) -> dict[str, Any]:
     """Validate dataset.options against the common and the adapter's own options; fill defaults."""
-    allowed = {**COMMON_OPTIONS, **own}
-    raw = dict(options or {})
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise BenchmarkError(f"dataset.options.{unknown[0]} is not an option of {name}; "
-                             f"allowed: {', '.join(sorted(allowed))}")
-    out = {}
-    for key, (default, kind) in allowed.items():
-        value = raw.get(key, default)
-        ok = value is None or (isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool))
-        if not ok:
-            raise BenchmarkError(f"dataset.options.{key} = {value!r} is invalid for {name}: "
-                                 f"expected {'a list' if kind is list else kind.__name__}")
-        out[key] = list(value) if isinstance(value, list) else value
-    if out["limit"] is not None and out["limit"] < 2:
-        raise BenchmarkError(f"dataset.options.limit = {out['limit']} is invalid for {name}: use 2 or more images")
-    if not all(isinstance(m, str) for m in out["modalities"]) or not out["modalities"]:
-        raise BenchmarkError(f"dataset.options.modalities = {out['modalities']!r} is invalid for {name}: "
-                             "expected a list of DICOM Modality values such as [\"MG\"]")
-    return out
+    out = read_dataset_options(name, options, folder_options(own))
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in out.items()}
 
 
 def require_root(name: str, options: dict[str, Any], layout: str) -> Path:
@@ -75,7 +64,7 @@ def require_root(name: str, options: dict[str, Any], layout: str) -> Path:
     return root
 
 
-def folder_check(name: str, own: dict[str, tuple[Any, type]], layout: str,
+def folder_check(name: str, own: dict[str, Option], layout: str,
                  required: tuple[str, ...] = ()) -> Callable[[Any], None]:
     """A plan-time check of a folder adapter's dataset.options: types, the root folder, required options."""
     def check(spec: Any) -> None:

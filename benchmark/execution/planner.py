@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from benchmark.compatibility import check_matrix
-from benchmark.config import MatrixConfig, ModelSpec, budget_label, parse_budget
+from benchmark.entry_checks import check_entry_options
+from benchmark.config import MatrixConfig, ModelSpec, budget_label
 from benchmark.errors import BenchmarkError
 from benchmark.training.recipes import train_defaults
 from benchmark.registry import get_component
@@ -57,13 +58,13 @@ class _Builder:
 
 
 def _budgets(config: MatrixConfig, attack: object, entry: object) -> tuple[float, ...]:
-    if entry.meta.get("threat") == "semantic":  # a GAN edit has no norm budget: one cell per (model, defense);
+    if entry.card.threat == "semantic":  # a GAN edit has no norm budget: one cell per (model, defense);
         return (0.0,)  # budgets given anyway are refused by check_matrix
-    budgets = attack.budgets or tuple(parse_budget(b) for b in entry.meta.get("budgets", ()))
+    budgets = attack.budgets or entry.card.budget_values
     if not budgets:
         raise BenchmarkError(f"{config.source}: attacks '{attack.name}': no budgets given and the attack has no "
                              "defaults; add budgets = [\"1/255\", \"2/255\"]")
-    threat = entry.meta.get("threat", "linf")
+    threat = entry.card.threat
     side = config.dataset.image_size
     ceiling = {"linf": 1.0, "l2": math.sqrt(side * side)}.get(threat, math.inf)
     for eps in budgets:
@@ -74,8 +75,10 @@ def _budgets(config: MatrixConfig, attack: object, entry: object) -> tuple[float
 
 
 def _check_inputs(config: MatrixConfig, dataset: object) -> None:
-    """Before any work: the data set's options (when its entry can check them) and every local checkpoint file."""
-    check = dataset.meta.get("check_options")
+    """Before any work: every entry's options against its card, the data set's own check (root folders and the
+    like) and every local checkpoint file."""
+    check_entry_options(config)
+    check = dataset.card.check_options
     if check is not None:
         try:
             check(config.dataset)
@@ -108,7 +111,7 @@ def plan_matrix(config: MatrixConfig) -> Plan:
             train_params = {"model": asdict(model), "defense": asdict(defense), "seed": seed}
             versions = {f"model:{model.name}": m_entry.version, f"defense:{defense.name}": d_entry.version}
             train_deps = {"data": data}
-            if d_entry.meta.get("needs") == "fakes":  # trains on fakes made against the same model, undefended
+            if "fakes" in d_entry.card.needs:  # trains on fakes made against the same model, undefended
                 train_deps["fakes"] = _defense_fakes(b, config, data, model, attacks)
             if model.train.distill:  # learns from a trained teacher's soft outputs as well as from the labels
                 train_deps["teacher"], train_params["teacher"] = _teacher(b, config, data, model)
@@ -121,7 +124,7 @@ def plan_matrix(config: MatrixConfig) -> Plan:
                               "train": train_params, "seed": seed}
                     label = f"{attack.name}@{budget_label(eps)} vs {model.name}+{defense.name}"
                     deps = {"data": data, "train": train}
-                    if a_entry.meta.get("needs") == "fakes":
+                    if "fakes" in a_entry.card.needs:
                         deps["fakes"] = _fakes_stage(b, config, data, attack, a_entry, (train, train_params, versions))
                     att = b.add("attack", f"attack {label}", params, deps,
                                 {**versions, f"attack:{attack.name}": a_entry.version})
@@ -201,7 +204,7 @@ def _gan_fakes(b: _Builder, config: MatrixConfig, data: Stage, train: Stage, par
 def _schedule(attack: object, entry: object) -> dict:
     from benchmark.attacks.gan import check_options
 
-    options = check_options(attack.name, dict(attack.options), entry.meta.get("access") == "transfer")
+    options = check_options(attack.name, dict(attack.options), entry.card.access == "transfer")
     return {k: v for k, v in options.items() if k != "surrogate"}
 
 
@@ -209,7 +212,7 @@ def _fakes_stage(b: _Builder, config: MatrixConfig, data: Stage, attack: object,
                  target: tuple[Stage, dict, dict[str, str]]) -> Stage:
     """The fakes a GAN attack cell uses: made against the attacked model (white-box) or the surrogate (transfer)."""
     schedule = _schedule(attack, entry)
-    if entry.meta.get("access") == "transfer":
+    if entry.card.access == "transfer":
         params, versions = _surrogate(config, attack.options.get("surrogate", config.models[0].name), attack.name)
         train = b.add("train", f"train {params['model']['name']}+none", params, {"data": data}, versions)
     else:
@@ -220,7 +223,7 @@ def _fakes_stage(b: _Builder, config: MatrixConfig, data: Stage, attack: object,
 def _defense_fakes(b: _Builder, config: MatrixConfig, data: Stage, model: object, attacks: list) -> Stage:
     """The fakes a fake-based defense trains on: the lesion GAN against the same model without a defense, with the
     schedule of the matrix's first GAN attack (so those fakes are shared with its cells), else the default one."""
-    gan_attacks = [(a, e) for a, e, _ in attacks if e.meta.get("needs") == "fakes"]
+    gan_attacks = [(a, e) for a, e, _ in attacks if "fakes" in e.card.needs]
     schedule = _schedule(*gan_attacks[0]) if gan_attacks else {}
     params, versions = _surrogate(config, model.name, "gan")
     train = b.add("train", f"train {model.name}+none", params, {"data": data}, versions)

@@ -10,7 +10,6 @@ Schedule: identity pretraining of G (fidelity only), then D's head alone, then G
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -24,8 +23,9 @@ from tqdm.auto import tqdm
 from benchmark.device import autocast
 from benchmark.errors import BenchmarkError
 from benchmark.gan.networks import DIRECTIONS, FeatureDiscriminator, UNetGenerator
+from benchmark.options import Option, OptionValueError, check_value
 
-__all__ = ["GanSchedule", "train_direction", "train_gan", "schedule_from_options"]
+__all__ = ["GanSchedule", "train_direction", "train_gan", "schedule_from_options", "SCHEDULE_OPTIONS"]
 
 
 @dataclass(frozen=True)
@@ -53,25 +53,43 @@ class GanSchedule:
         return self.identity_steps + self.head_steps + self.joint_steps
 
 
-_LIMITS = {"identity_steps": (0, 100_000), "head_steps": (0, 100_000), "joint_steps": (0, 1_000_000),
-           "batch_size": (1, 4096), "lr_generator": (0, 1), "lr_discriminator": (0, 1), "lr_head": (0, 1),
-           "adversarial_weight": (0, 1e6), "fidelity_weight": (0, 1e6), "classifier_weight": (0, 1e6),
-           "r1_gamma": (0, 1e6), "r1_every": (1, 1000), "unet_base": (4, 256), "unet_levels": (1, 6)}
+# The schedule's options (attack options of gan and gan-transfer): defaults are GanSchedule's own.
+_DOCS = {
+    "identity_steps": ("steps of identity pretraining of the generator (fidelity only)", 0, 100_000),
+    "head_steps": ("steps training the critic's new head alone", 0, 100_000),
+    "joint_steps": ("steps training generator and critic jointly", 0, 1_000_000),
+    "batch_size": ("images per GAN training batch", 1, 4096),
+    "lr_generator": ("generator learning rate", 0, 1),
+    "lr_discriminator": ("critic backbone learning rate", 0, 1),
+    "lr_head": ("critic head learning rate", 0, 1),
+    "adversarial_weight": ("weight of the generator's adversarial loss", 0, 1e6),
+    "fidelity_weight": ("weight of the relative MSE to the input image", 0, 1e6),
+    "classifier_weight": ("weight of the attacked classifier's loss (white-box only)", 0, 1e6),
+    "r1_gamma": ("R1 gradient penalty on real images", 0, 1e6),
+    "r1_every": ("critic steps between R1 penalties", 1, 1000),
+    "unet_base": ("channels of the generator U-Net's first level", 4, 256),
+    "unet_levels": ("levels of the generator U-Net", 1, 6),
+    "logit_skip": ("generator edits in logit space (a skip connection around the U-Net)", None, None),
+}
+SCHEDULE_OPTIONS: dict[str, Option] = {
+    f.name: Option(f.default, type(f.default), _DOCS[f.name][0], low=_DOCS[f.name][1], high=_DOCS[f.name][2])
+    for f in fields(GanSchedule)}
 
 
 def schedule_from_options(options: dict[str, Any], where: str) -> GanSchedule:
-    """A GanSchedule from attack options; unknown keys and values out of range are one-line errors."""
-    known = {f.name: f for f in fields(GanSchedule)}
+    """A GanSchedule from attack options; values out of range are one-line errors (other keys are ignored: they
+    belong to the attack entry, which checks them against its card)."""
     values = {}
     for key, value in options.items():
-        if key not in known:
-            continue  # other options (surrogate, gallery size) belong to the attack entry
-        lo, hi = _LIMITS[key]
-        kind = type(getattr(GanSchedule(), key))
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (kind is int and value != int(value)) or not lo <= value <= hi:
-            raise BenchmarkError(f"{where}.options.{key} = {value!r}: expected {kind.__name__} in [{lo}, {hi}]")
-        values[key] = kind(value)
+        opt = SCHEDULE_OPTIONS.get(key)
+        if opt is None:
+            continue  # other options (surrogate) belong to the attack entry
+        try:
+            checked = check_value(opt, value)
+        except OptionValueError as exc:
+            raise BenchmarkError(f"{where}.options.{key} = {value!r}: {exc.reason}") from None
+        if checked is not None:
+            values[key] = opt.kind(checked)
     return GanSchedule(**values)
 
 

@@ -99,7 +99,7 @@ def _cause(stage: dict, by_key: dict[str, dict]) -> str:
 def _failed_cell(stage: dict, by_key: dict[str, dict]) -> dict:
     cell = stage["cell"]
     try:
-        threat = get_component("attacks", cell["attack"]).meta.get("threat", "linf")
+        threat = get_component("attacks", cell["attack"]).card.threat
     except BenchmarkError:
         threat = "linf"
     name = cell_name({"attack": cell["attack"], "budget": cell["budget"], "threat": threat})

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.attacking.attack_call import call_attack
 from benchmark.attacking.operating_point import at_threshold, logit_shift
 from benchmark.config import budget_label
 from benchmark.device import seed_everything
@@ -32,7 +33,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
     model, defense, train_info = read_deployed(inputs["train"], params["train"], data.images.shape[-1], device)
     threshold = float(train_info["threshold"])
     target = at_threshold(model, threshold)  # attacks aim at the threshold the cell is scored at
-    eps, threat = float(params["budget"]), entry.meta.get("threat", "linf")
+    eps, threat = float(params["budget"]), entry.card.threat
     fakes, visibility = _test_fakes(inputs, data) if "fakes" in inputs else (None, None)
     pieces = []
     start = time.perf_counter()
@@ -46,12 +47,12 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
                              defense.differentiable,
                              torch.as_tensor(fakes[i:i + batch_size]).to(device) if fakes is not None else None)
         try:
-            x_adv = entry.obj(target, x, y, eps, actx)
+            x_adv = call_attack(entry, target, x, y, eps, actx)  # checked, options read, projected
         except RuntimeError as exc:  # e.g. "element 0 of tensors does not require grad": a wrap() without autograd
             if not _blocks_gradients(model, x):
                 raise
             raise BenchmarkError(_blocked_message(params, defense)) from exc
-        pieces.append(_checked(x_adv, x, eps, threat, params["attack"]["name"]).detach().float().cpu())
+        pieces.append(x_adv.detach().float().cpu())
     seconds = time.perf_counter() - start
     x_adv = torch.cat(pieces).numpy() if pieces else np.zeros_like(test.images)
     scores = predict_proba(model, x_adv, device)
@@ -59,7 +60,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
         if getattr(defense, "extra_classes", 0) else {}  # a detecting defense's head on the attacked images
     np.savez(out / ATTACK.images, images=x_adv, scores=scores, **extra)
     record = {"attack": params["attack"]["name"], "budget": eps, "threat": threat,
-              "access": entry.meta.get("access", "white-box"), "adaptive": not defense.differentiable,
+              "access": entry.card.access, "adaptive": not defense.differentiable,
               "operating_point": {"threshold": threshold, "logit_shift": logit_shift(threshold)},
               "seconds": seconds, "images_per_s": len(test) / seconds if seconds > 0 else None}
     if visibility is not None:  # GAN cells: the fakes' own cost and visibility (galleries: at leaderboard time)
@@ -95,19 +96,4 @@ def defense_name(params: dict) -> str:
     """The defense's name in an attack stage's params."""
     return params["train"]["defense"]["name"]
 
-
-def _checked(x_adv: torch.Tensor, x: torch.Tensor, eps: float, threat: str, name: str) -> torch.Tensor:
-    """Refuse an attack output of the wrong shape, with NaNs, or outside its declared budget."""
-    if not isinstance(x_adv, torch.Tensor) or x_adv.shape != x.shape:
-        shape = tuple(x_adv.shape) if hasattr(x_adv, "shape") else type(x_adv).__name__
-        raise BenchmarkError(f"attack {name} returned {shape}, expected a tensor of shape {tuple(x.shape)}")
-    if not torch.isfinite(x_adv).all():
-        raise BenchmarkError(f"attack {name} returned NaN or infinite pixels")
-    x_adv = x_adv.clamp(0, 1)
-    delta = (x_adv - x).flatten(1)
-    if threat == "linf" and float(delta.abs().max()) > eps + 1e-5:
-        raise BenchmarkError(f"attack {name} exceeded its L-inf budget {eps:.5g}: {float(delta.abs().max()):.5g}")
-    if threat == "l2" and float(delta.norm(dim=1).max()) > eps * (1 + 1e-4) + 1e-6:
-        raise BenchmarkError(f"attack {name} exceeded its L2 budget {eps:.5g}")
-    return x_adv
 

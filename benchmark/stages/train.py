@@ -43,7 +43,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
     result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
                               params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
                               loss_fn=defense.training_loss(
-                                  make_loss(get_component("models", model_spec.name).meta.get("recipe", {}), teacher)),
+                                  make_loss(dict(get_component("models", model_spec.name).card.recipe), teacher)),
                               progress=ctx.progress)
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")

@@ -6,41 +6,58 @@ train stage's parameters (cache key, manifest, train.json) like any value writte
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from benchmark.errors import BenchmarkError
-from benchmark.registry import get_registry, load_all
+from benchmark.options import Option, OptionValueError, check_value
 
-__all__ = ["TRAIN_DEFAULT_KEYS", "train_defaults"]
+__all__ = ["TRAIN_DEFAULT_KEYS", "TRAIN_DEFAULT_OPTIONS", "check_train_defaults", "train_defaults"]
 
-TRAIN_DEFAULT_KEYS = {"epochs": int, "batch_size": int, "lr": float, "weight_decay": float, "augment": str,
-                    "distill": str}
+# What a model may declare as its own training defaults (the config parser checks augment and distill values).
+TRAIN_DEFAULT_OPTIONS: dict[str, Option] = {
+    "epochs": Option(None, int, "training epochs", above=0),
+    "batch_size": Option(None, int, "images per training batch", above=0),
+    "lr": Option(None, float, "learning rate", above=0),
+    "weight_decay": Option(None, float, "weight decay", low=0),
+    "augment": Option(None, str, "augmentation recipe name"),
+    "distill": Option(None, str, "model to distil from"),
+}
+TRAIN_DEFAULT_KEYS = {key: opt.kind for key, opt in TRAIN_DEFAULT_OPTIONS.items()}
+
+
+def check_train_defaults(name: str, source: str, declared: object) -> dict[str, Any]:
+    """A model's declared `train` defaults checked against TRAIN_DEFAULT_OPTIONS (at registration)."""
+    if not isinstance(declared, Mapping):
+        raise BenchmarkError(f"model {name} ({source}): train= must be a dict such as {{\"lr\": 0.001}}")
+    out = {}
+    for key, value in declared.items():
+        opt = TRAIN_DEFAULT_OPTIONS.get(key)
+        if opt is None:
+            raise BenchmarkError(f"model {name} ({source}): train default '{key}' is unknown; allowed: "
+                                 f"{', '.join(TRAIN_DEFAULT_OPTIONS)}")
+        if opt.kind is str:  # augment, distill: the config parser and the planner check the value
+            if not isinstance(value, str):
+                raise BenchmarkError(f"model {name} ({source}): train default {key} = {value!r} must be a string")
+            out[key] = value
+            continue
+        try:
+            if value is None:
+                raise OptionValueError("not a whole number")
+            out[key] = opt.kind(check_value(opt, value))
+        except OptionValueError:
+            raise BenchmarkError(f"model {name} ({source}): train default {key} = {value!r} is invalid; "
+                                 f"expected a positive {opt.kind.__name__}") from None
+    return out
 
 
 def train_defaults(name: str) -> dict[str, Any]:
-    """The training defaults a registered model declares (meta `train`), checked; {} for unknown names."""
+    """The training defaults a registered model declares (its card's `train`, checked at registration); {} for
+    unknown names."""
+    from benchmark.registry import get_registry, load_all
+
     load_all()
     registry = get_registry("models")
     if name not in registry.names():
         return {}  # the planner reports unknown names, with close matches
-    entry = registry.get(name)
-    declared = entry.meta.get("train") or {}
-    if not isinstance(declared, dict):
-        raise BenchmarkError(f"model {name} ({entry.source}): train= must be a dict such as {{\"lr\": 0.001}}")
-    out = {}
-    for key, value in declared.items():
-        kind = TRAIN_DEFAULT_KEYS.get(key)
-        if kind is None:
-            raise BenchmarkError(f"model {name} ({entry.source}): train default '{key}' is unknown; allowed: "
-                                 f"{', '.join(TRAIN_DEFAULT_KEYS)}")
-        if kind is str:  # augment, distill: the config parser and the planner check the value
-            if not isinstance(value, str):
-                raise BenchmarkError(f"model {name} ({entry.source}): train default {key} = {value!r} must be a string")
-            out[key] = value
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)) \
-                or value < 0 or (key != "weight_decay" and value == 0):
-            raise BenchmarkError(f"model {name} ({entry.source}): train default {key} = {value!r} is invalid; "
-                                 f"expected a positive {kind.__name__}")
-        out[key] = kind(value)
-    return out
+    return dict(registry.get(name).card.train)

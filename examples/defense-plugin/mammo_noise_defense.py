@@ -1,35 +1,31 @@
 """An example defense plugin for mammo-robustness-bench: Gaussian noise added to every training batch."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
 from benchmark.entry_api import Defense
-from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 
 __all__ = ["GaussianNoiseAugmentation"]
-
-_NAME = "gaussian-noise-aug"
 
 
 class GaussianNoiseAugmentation(Defense):
     """Gaussian noise augmentation: N(0, sigma^2) added to every training image, clipped to [0,1]."""
 
+    name = "gaussian-noise-aug"
     differentiable = True  # the deployed model is the plain model: ordinary gradients attack it honestly
     claims = ("l2",)  # random noise mostly helps against small L2 perturbations (Gilmer et al., 2019)
+    # The options it takes: the engine checks a config's options against these before anything runs.
+    options_spec = {"sigma": Option(0.03, float, "standard deviation of the added noise, on the [0,1] scale",
+                                    low=0, high=1)}
 
-    def __init__(self, options: dict | None = None) -> None:
-        super().__init__(options)
-        unknown = sorted(set(self.options) - {"sigma"})
-        if unknown:
-            raise BenchmarkError(f"defenses.{_NAME}.options.{unknown[0]}: unknown option ({_NAME} accepts: sigma)")
-        sigma = self.options.get("sigma", 0.03)
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma < 0:
-            raise BenchmarkError(f"defenses.{_NAME}.options.sigma: expected a number >= 0, got {sigma!r}")
-        self.sigma = float(sigma)
+    @property
+    def sigma(self) -> float:
+        """The noise level in use (checked, default filled in)."""
+        return float(self.settings["sigma"])
 
     def training_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        step: int) -> tuple[torch.Tensor, torch.Tensor]:

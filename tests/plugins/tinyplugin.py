@@ -10,6 +10,7 @@ import torch
 from benchmark.attacking.adaptive import TransformedModel
 from benchmark.entry_api import Defense
 from benchmark.data.imageset import ImageSet
+from benchmark.options import Option
 
 
 def tiny_blobs(spec, workdir: Path) -> ImageSet:
@@ -29,14 +30,30 @@ def tiny_blobs(spec, workdir: Path) -> ImageSet:
     return ImageSet(images, labels.astype(np.int64), masks, ids, ids.copy(), None, {"positive": "bright disc"})
 
 
+tiny_blobs.options = {"count": Option(96, int, "images", low=2)}  # an entry-point data set declares its options
+
+
 def broken_attack(model, x, y, eps, ctx) -> torch.Tensor:
     """An attack that always fails, to show that a failing cell does not stop the matrix."""
     raise RuntimeError("this attack is broken on purpose")
 
 
+broken_attack.threat = "linf"  # an entry-point attack declares its threat model as attributes (refused without)
+broken_attack.budgets = ("1/255",)
+
+
 def wrong_shape_attack(model, x, y, eps, ctx) -> torch.Tensor:
     """An attack that returns the wrong shape."""
     return x[:, :, :-1]
+
+
+wrong_shape_attack.threat = "linf"
+wrong_shape_attack.budgets = ("1/255",)
+
+
+def threatless_attack(model, x, y, eps, ctx) -> torch.Tensor:
+    """An entry-point attack that declares no threat model: refused when its entry point loads."""
+    return x
 
 
 class _Constant(torch.nn.Module):
@@ -78,9 +95,10 @@ class RandomNoiseEOT(Defense):
 
     differentiable = False
     claims = ("linf",)
+    options_spec = {"sigma": Option(0.02, float, "noise standard deviation", low=0)}
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        sigma = float(self.options.get("sigma", 0.02))
+        sigma = float(self.settings["sigma"])
         return TransformedModel(model, lambda x: (x + sigma * torch.randn_like(x)).clamp(0, 1), random=True,
                                 samples=4)
 
