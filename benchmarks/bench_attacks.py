@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmark.attacking import torch_attacks
 from benchmark.attacking.art_adapter import art_classifier
 from benchmark.entry_api import AttackContext
+from benchmark.attacking.attack_call import call_attack
 from benchmark.registry import get_component
 
 RESULTS = Path(__file__).parent / "results" / "attacks.json"
@@ -112,8 +113,9 @@ def main() -> None:
     clf = art_classifier(model, tuple(x.shape[1:]), device)
 
     def entry(name: str, budget: float, **options: object) -> Callable[[], torch.Tensor]:
-        fn = get_component("attacks", name).obj
-        return lambda: fn(model, x, y, budget, AttackContext(device, 0, None, dict(options), args.batch))
+        component = get_component("attacks", name)  # called as the attack stage calls it: checked and projected
+        return lambda: call_attack(component, model, x, y, budget, AttackContext(device, 0, None, dict(options),
+                                                                                 args.batch))
 
     def art(make: Callable) -> Callable[[], torch.Tensor]:
         return lambda: torch.from_numpy(make().generate(x.numpy(), y_onehot))
