@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,6 +62,9 @@ def _serve(conn: Connection, store_root: str, ctx: StageContext, run_id: str | N
            execute: Execute) -> None:
     """A worker process: receive (stage, must), compute it, send its outcome back; stop on None or a closed pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers itself
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # a parent killed outright takes its workers with it, mid-stage or not (as in-process)
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(threads)
@@ -76,6 +80,12 @@ def _serve(conn: Connection, store_root: str, ctx: StageContext, run_id: str | N
             return
         stage, must = job
         conn.send(execute(stage, store, ctx, must, run_id))
+
+
+def _exit_with(sentinel: int) -> None:
+    """Exit this worker as soon as its parent process has gone."""
+    wait([sentinel])
+    os._exit(3)
 
 
 @contextmanager
@@ -150,6 +160,10 @@ class WorkerPool:
     def busy(self) -> dict[str, int]:
         """Key of each stage being computed -> pid of the worker process computing it."""
         return {w.job[0].key: w.process.pid for w in list(self._workers) if w.job is not None}
+
+    def pids(self) -> list[int]:
+        """Process ids of the worker processes started and not yet known to be dead."""
+        return [w.process.pid for w in self._workers]
 
     def submit(self, stage: Stage, must: bool) -> None:
         if not self.free():
