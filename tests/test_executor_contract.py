@@ -239,3 +239,25 @@ def test_a_dead_worker_fails_only_its_stage_and_is_replaced(tmp_path: Path) -> N
     assert sorted(o.label for o in again.values() if o.status == "done") == sorted(
         [killed.label] + [s.label for s in downstream])
 
+
+
+# --- how a run asks for workers --------------------------------------------------------------------------------
+
+def test_the_workers_flag(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark.cli import main
+    from conftest import tiny_raw, write_toml
+
+    monkeypatch.setenv("BENCHMARK_WORKERS", "1")  # the flag wins over the environment
+    path = write_toml(tmp_path / "tiny.toml", tiny_raw(tmp_path))
+    assert main(["run", "--config", str(path), "--workers", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --workers must be at least 1"
+    assert main(["run", "--config", str(path), "--backend", "ray", "--workers", "2"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --workers is for --backend local")
+    assert main(["run", "--config", str(path), "--no-progress", "--workers", "2"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "runs" / STAGE_LOG).read_text().splitlines()]
+    pids = {e["pid"] for e in log}
+    assert len(log) == 6 and len(pids) == 2 and os.getpid() not in pids  # two worker processes computed them
+    monkeypatch.setenv("BENCHMARK_WORKERS", "many")
+    assert main(["run", "--config", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: BENCHMARK_WORKERS='many': expected a whole number of worker "
+                                               "processes, at least 1")
