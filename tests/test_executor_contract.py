@@ -19,7 +19,8 @@ from conftest import tiny_config
 
 from benchmark.execution.matrix import RunResult, run
 from benchmark.execution.planner import plan_matrix
-from benchmark.execution.scheduler import InlinePool, schedule
+from benchmark.execution.local import run_plan
+from benchmark.execution.scheduler import schedule
 from benchmark.execution.store import STAGE_LOG, Store
 from benchmark.execution.worker_pool import WorkerPool
 from benchmark.stages import StageContext
@@ -235,7 +236,7 @@ def test_a_dead_worker_fails_only_its_stage_and_is_replaced(tmp_path: Path) -> N
     assert started == 3  # the dead worker was replaced
     log = [json.loads(line) for line in (store.root / STAGE_LOG).read_text().splitlines()]
     assert {e["pid"] for e in log} - original  # the replacement computed stages
-    again = schedule(plan, store, InlinePool(store, ctx), progress=False)  # resume: the killed stage and its cells only
+    again = run_plan(plan, store, ctx, progress=False, workers=1)  # resume: the killed stage and its cells only
     assert sorted(o.label for o in again.values() if o.status == "done") == sorted(
         [killed.label] + [s.label for s in downstream])
 
