@@ -174,7 +174,8 @@ def test_every_executor_gives_bit_identical_per_image_results(request: pytest.Fi
 def _two_trainings(tmp_path: Path) -> object:
     """Two independent trainings of a second or two each (two defenses), then their fgsm cells."""
     return tiny_config(tmp_path, training={"epochs": 6, "batch_size": 16, "lr": 0.003},
-                       defenses=["none", "feature-squeezing"], attacks=[{"name": "fgsm", "budgets": ["2/255", "8/255"]}])
+                       defenses=["none", "feature-squeezing"],
+                       attacks=[{"name": "fgsm", "budgets": ["2/255", "8/255"]}])
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """Run a plan on a Ray cluster: one task per stage, submitted once its inputs are stored, retried when a worker dies.
 
 The contract is the local executor's (`run_plan`): the DAG loop is the same (`scheduler.schedule`), and so are the
-outcomes, statuses, failure containment and `force` semantics. Tasks get store keys, never artifacts: every node must see the store at the same path (a local disk for
-a one-machine instance, a network file system for a cluster). Ray is imported only here, and only when asked for.
+outcomes, statuses, failure containment and `force` semantics. Tasks get store keys, never artifacts: every node
+must see the store at the same path (a local disk for a one-machine instance, a network file system for a cluster). Ray is imported only here, and only when asked for.
 """
 from __future__ import annotations
 
