@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="run stages in this process (default) or as Ray tasks (pip install '.[ray]')")
+    r.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --backend local: stages computed at once, each in a worker process with one torch "
+                        "thread (default: $BENCHMARK_WORKERS, else the number of CPUs; 1 on CUDA)")
     r.add_argument("--address", default=None, help="with --backend ray: join this cluster ('auto' or host:port); "
                                                     "default: start a local Ray instance")
     r.add_argument("--ray-workers", type=int, default=None, metavar="N",
@@ -170,6 +173,9 @@ def _ray_options(args: argparse.Namespace) -> object | None:
         if given:
             raise BenchmarkError(f"{given[0]} needs --backend ray")
         return None
+    if args.workers is not None:
+        raise BenchmarkError("--workers is for --backend local; with --backend ray, --ray-workers sets the CPUs of "
+                             "a local Ray instance")
     if (args.ray_workers is not None and args.ray_workers < 1) or args.cpus_per_task < 1:
         raise BenchmarkError("--ray-workers and --cpus-per-task must be at least 1")
     from benchmark.execution.ray_cluster import RayOptions
@@ -191,7 +197,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.skip_bad is not None:
         config = replace(config, dataset=replace(config.dataset, skip_bad=args.skip_bad))
     result = run(config, tuple(args.force), progress=not args.no_progress, leaderboard=not single,
-                 backend=args.backend, ray_options=_ray_options(args))
+                 backend=args.backend, ray_options=_ray_options(args), workers=args.workers)
     summary = Table(title="summary", title_justify="left")
     for col in ("stage", "done", "cached", "failed", "skipped", "seconds"):
         summary.add_column(col, justify="left" if col == "stage" else "right")

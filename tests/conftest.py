@@ -31,6 +31,9 @@ def _install_test_plugin() -> None:
 
 
 _install_test_plugin()
+# one stage at a time, in the test process, unless a test says otherwise (tests/test_executor_contract.py does):
+# CI has 2 cores, and pytest-xdist or concurrent runs would oversubscribe them with worker processes
+os.environ.setdefault("BENCHMARK_WORKERS", "1")
 
 
 def tiny_raw(tmp_path: Path) -> dict:

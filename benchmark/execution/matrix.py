@@ -24,6 +24,7 @@ from benchmark.execution.local import StageOutcome, run_plan
 from benchmark.leaderboard.source import publish_run
 from benchmark.execution.planner import STAGE_KINDS, Plan, plan_matrix
 from benchmark.execution.records import collect_cells, write_run
+from benchmark.execution.worker_pool import worker_count
 from benchmark.stages import StageContext
 from benchmark.execution.store import Store
 
@@ -93,9 +94,12 @@ def _write_latest(records: Path, run_id: str) -> None:
 
 
 def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True,
-        leaderboard: bool = True, backend: str = "local", ray_options: RayOptions | None = None) -> RunResult:
+        leaderboard: bool = True, backend: str = "local", ray_options: RayOptions | None = None,
+        workers: int | None = None) -> RunResult:
     """Run every cell of config not already stored; write run records and (for matrices) the leaderboard.
-    backend "ray" runs each stage as a Ray task (benchmark/execution/ray_cluster.py), configured by ray_options."""
+    backend "ray" runs each stage as a Ray task (benchmark/execution/ray_cluster.py), configured by ray_options.
+    workers: with the local backend, stages computed at once in worker processes (default $BENCHMARK_WORKERS, else
+    this machine's CPU count; 1 on CUDA); each stage runs with one torch thread, so results do not depend on it."""
     started = time.time()
     for kind in force:
         if kind not in STAGE_KINDS:
@@ -115,6 +119,7 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
         device = cluster_device(config.run.device, ray_options)  # the cluster's GPUs count, not this machine's
     elif backend == "local":
         device = resolve_device(config.run.device)
+        workers = worker_count(workers, device)
     else:
         raise BenchmarkError(f"--backend {backend}: unknown backend; choose local or ray")
     check_writable(config.run.store, "store")
@@ -130,7 +135,7 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
     if backend == "ray":  # each computed stage's output goes to run_dir/logs/<key>.log
         outcomes = run_plan_ray(plan, store, ctx, set(force), progress, ray_options, run_dir / "logs", run_id)
     else:
-        outcomes = run_plan(plan, store, ctx, set(force), progress, run_id)
+        outcomes = run_plan(plan, store, ctx, set(force), progress, run_id, workers)
     _warn_skipped(plan, store, outcomes)
     cells = collect_cells(plan, store, outcomes)
     table = write_run(run_dir, config, outcomes, cells, str(device), started, plan)

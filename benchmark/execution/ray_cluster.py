@@ -1,8 +1,8 @@
 """Run a plan on a Ray cluster: one task per stage, submitted once its inputs are stored, retried when a worker dies.
 
-The contract is the local executor's (`run_plan`): the same outcomes, statuses, failure containment and `force`
-semantics. Tasks get store keys, never artifacts: every node must see the store at the same path (a local disk for
-a one-machine instance, a network file system for a cluster). Ray is imported only here, and only when asked for.
+The contract is the local executor's (`run_plan`): the DAG loop is the same (`scheduler.schedule`), and so are the
+outcomes, statuses, failure containment and `force` semantics. Tasks get store keys, never artifacts: every node
+must see the store at the same path (a local disk for a one-machine instance, a network file system for a cluster). Ray is imported only here, and only when asked for.
 """
 from __future__ import annotations
 
@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
-
 from benchmark.errors import BenchmarkError
-from benchmark.execution.local import BY_ANOTHER_RUN, StageOutcome
-from benchmark.execution.local import _execute as execute_stage
 from benchmark.execution.planner import Plan, Stage
+from benchmark.execution.scheduler import BY_ANOTHER_RUN, StageOutcome, execute_stage, schedule
 from benchmark.stages import StageContext
 from benchmark.execution.store import Store
 
@@ -153,7 +150,7 @@ def _stored_by(store: Store, key: str, run_id: str) -> bool:
 def _run_stage(stage: Stage, store_root: str, ctx: StageContext, must: bool, log: str, run_id: str,
                threads: int) -> StageOutcome:
     """The Ray task: compute one stage into the shared store unless it is there, output into its log file.
-    The stage itself runs through the local executor's `_execute`: one definition of how a stage fails."""
+    The stage itself runs through the scheduler's `execute_stage`: one definition of how a stage fails."""
     import ray  # a task runs inside a Ray worker
 
     store = Store(store_root)
@@ -211,68 +208,56 @@ def run_plan_ray(plan: Plan, store: Store, ctx: StageContext, force: set[str] = 
         disconnect()
 
 
+class _RayPool:
+    """The `StagePool` of a Ray cluster: every stage submitted becomes a task at once (Ray queues what does not fit),
+    with the resources its kind and inputs need; a task whose worker or node died is retried by Ray."""
+
+    def __init__(self, ray: Any, store: Store, ctx: StageContext, options: RayOptions, log_dir: Path,
+                 run_id: str) -> None:
+        self.ray, self.store, self.ctx, self.options, self.run_id = ray, store, ctx, options, run_id
+        self.root, self.log_dir = store.root.resolve(), log_dir.resolve()  # workers may start in another folder
+        self.remote_ctx = replace(ctx, progress=False, cache_dir=ctx.cache_dir.resolve() if ctx.cache_dir else None,
+                                  secrets_dir=ctx.secrets_dir.resolve() if ctx.secrets_dir else None)
+        self.cpu_task = ray.remote(_run_stage)
+        self.gpu_task = ray.remote(num_gpus=1, max_calls=1)(_run_gpu_stage)
+        self.largest = _largest_node()
+        if not self.largest["CPU"]:
+            print("warning: the Ray cluster has no CPUs yet; stages wait until worker nodes join", file=sys.stderr)
+        self.refs: dict[Any, tuple[Stage, float]] = {}  # object ref -> (stage, submitted at)
+
+    def free(self) -> int:
+        return sys.maxsize  # Ray holds what the cluster cannot start yet
+
+    def running(self) -> int:
+        return len(self.refs)
+
+    def submit(self, stage: Stage, must: bool) -> None:
+        need = _resources(stage, self.store, self.ctx, self.options, self.largest)
+        task = self.gpu_task if need["num_gpus"] else self.cpu_task
+        ref = task.options(**need, max_retries=self.options.max_retries, retry_exceptions=False,
+                           name=stage.label[:100]).remote(
+            stage, str(self.root), self.remote_ctx, must, str(self.log_dir / f"{stage.key}.log"), self.run_id,
+            max(1, int(need["num_cpus"])))
+        self.refs[ref] = (stage, time.perf_counter())
+
+    def wait(self) -> list[StageOutcome]:
+        done, _ = self.ray.wait(list(self.refs), num_returns=1)
+        outcomes = []
+        for ref in done:
+            stage, submitted = self.refs.pop(ref)
+            try:
+                outcomes.append(self.ray.get(ref))
+            except self.ray.exceptions.RayError as exc:
+                outcomes.append(_lost(self.ray, exc, stage, time.perf_counter() - submitted,
+                                      self.options.max_retries))
+        return outcomes
+
+    def cancel(self) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)
+        self.refs.clear()
+
+
 def _schedule(ray: Any, plan: Plan, store: Store, ctx: StageContext, force: set[str], progress: bool,
               options: RayOptions, log_dir: Path, run_id: str) -> dict[str, StageOutcome]:
-    root, log_dir = store.root.resolve(), log_dir.resolve()  # workers may start in another folder
-    remote_ctx = replace(ctx, progress=False, cache_dir=ctx.cache_dir.resolve() if ctx.cache_dir else None,
-                         secrets_dir=ctx.secrets_dir.resolve() if ctx.secrets_dir else None)
-    cpu_task, gpu_task = ray.remote(_run_stage), ray.remote(num_gpus=1, max_calls=1)(_run_gpu_stage)
-    largest = _largest_node()
-    if not largest["CPU"]:
-        print("warning: the Ray cluster has no CPUs yet; stages wait until worker nodes join", file=sys.stderr)
-    outcomes: dict[str, StageOutcome] = {}
-    recomputed: set[str] = set()  # stages forced and recomputed by this run: their dependents are stale
-    forced: set[str] = set()  # stages submitted with must (forced, or an input recomputed by this run)
-    running: dict[Any, tuple[Stage, float]] = {}  # object ref -> (stage, submitted at)
-    waiting = list(plan.stages)  # dependency order: a stage's inputs come before it
-    bar = tqdm(total=len(plan.stages), desc="matrix", unit="stage", disable=not progress, dynamic_ncols=True)
-
-    def settle(outcome: StageOutcome) -> None:
-        outcomes[outcome.key] = outcome
-        if outcome.status == "done" and outcome.key in forced:
-            recomputed.add(outcome.key)
-        bar.update(1)
-        bar.set_postfix_str(f"{len(running)} running; {outcome.label[:50]}")
-
-    try:
-        while waiting or running:
-            blocked = []
-            for stage in waiting:
-                if any(k not in outcomes for k in stage.deps.values()):
-                    blocked.append(stage)
-                    continue
-                failed = [k for k in stage.deps.values() if outcomes[k].status in ("failed", "skipped")]
-                must = stage.kind in force or any(k in recomputed for k in stage.deps.values())
-                if failed:
-                    settle(StageOutcome(stage.key, stage.kind, stage.label, "skipped",
-                                        error=f"input failed: {outcomes[failed[0]].label}"))
-                elif store.has(stage.key) and not must:
-                    settle(StageOutcome(stage.key, stage.kind, stage.label, "cached"))
-                else:
-                    need = _resources(stage, store, ctx, options, largest)
-                    task = gpu_task if need["num_gpus"] else cpu_task
-                    ref = task.options(**need, max_retries=options.max_retries, retry_exceptions=False,
-                                       name=stage.label[:100]).remote(
-                        stage, str(root), remote_ctx, must, str(log_dir / f"{stage.key}.log"), run_id,
-                        max(1, int(need["num_cpus"])))
-                    running[ref] = (stage, time.perf_counter())
-                    if must:
-                        forced.add(stage.key)
-            if len(blocked) == len(waiting) and not running:
-                raise RuntimeError(f"plan is not in dependency order at {blocked[0].label}")
-            waiting = blocked
-            if running:
-                done, _ = ray.wait(list(running), num_returns=1)
-                for ref in done:
-                    stage, submitted = running.pop(ref)
-                    try:
-                        settle(ray.get(ref))
-                    except ray.exceptions.RayError as exc:
-                        settle(_lost(ray, exc, stage, time.perf_counter() - submitted, options.max_retries))
-    except BaseException:  # Ctrl-C or a lost driver: stop the tasks; stored stages stay stored
-        for ref in running:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        bar.close()
-    return {s.key: outcomes[s.key] for s in plan.stages}
+    return schedule(plan, store, _RayPool(ray, store, ctx, options, log_dir, run_id), force, progress)
