@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.entry_api import AttackContext
 from benchmark.attacking.attack_call import generator
+from benchmark.entry_api import AttackContext
 from benchmark.options import Option
 from benchmark.registry import register_attack
 

@@ -8,11 +8,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from benchmark.config import MatrixConfig
-    from benchmark.registry import Component
     from benchmark.execution.matrix import RunResult
+    from benchmark.registry import Component
 
 
-def run(config: "MatrixConfig | str | None" = None, **kwargs: Any) -> "RunResult":
+def run(config: MatrixConfig | str | None = None, **kwargs: Any) -> RunResult:
     """Run a matrix config (object, TOML path, or None for the default) and return its results."""
     from benchmark.config import MatrixConfig, load_config
     from benchmark.execution.matrix import run as _run
@@ -20,14 +20,14 @@ def run(config: "MatrixConfig | str | None" = None, **kwargs: Any) -> "RunResult
     return _run(config if isinstance(config, MatrixConfig) else load_config(config), **kwargs)
 
 
-def list_components(kind: str) -> "list[Component]":
+def list_components(kind: str) -> list[Component]:
     """Registered entries of one kind: models, attacks, defenses or datasets."""
     from benchmark.registry import list_components as _list
 
     return _list(kind)
 
 
-def load_config(path: Any = None) -> "MatrixConfig":
+def load_config(path: Any = None) -> MatrixConfig:
     """Read and validate a TOML matrix config."""
     from benchmark.config import load_config as _load
 

@@ -8,10 +8,10 @@ nothing is defaulted that changes what a result means (an attack's threat model 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
 from benchmark.entry_api import ACCESS, THREATS
 from benchmark.errors import BenchmarkError

@@ -236,9 +236,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from benchmark.execution.records import resolve_run
     from benchmark.leaderboard.board import load_entries, refresh_checks, write_leaderboard
     from benchmark.leaderboard.source import latest_run, publish_run
-    from benchmark.execution.records import resolve_run
 
     config = load_config(args.config)
     folder = config.run.leaderboards / config.dataset.name
@@ -265,11 +265,11 @@ def _baseline_folder(path: Path, dataset: str) -> Path:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard.board import load_entries
-    from benchmark.leaderboard.source import load_run
-    from benchmark.leaderboard.gate import compare
-    from benchmark.execution.records import resolve_run
     from benchmark.execution.matrix import run
+    from benchmark.execution.records import resolve_run
+    from benchmark.leaderboard.board import load_entries
+    from benchmark.leaderboard.gate import compare
+    from benchmark.leaderboard.source import load_run
 
     config = load_config(args.config or CI_CONFIG)
     folder = _baseline_folder(args.baseline or config.run.leaderboards, config.dataset.name)

@@ -2,7 +2,8 @@
 
 Each check reads what entries declare on their cards (benchmark/cards.py: attack `threat`, `access`, `needs`,
 `budgets`; defense `needs`; data set `masks`; each validated when the entry registered) and, for the GAN attacks,
-builds the model on the meta device (no memory, no weights) to see whether it is a timm classifier. Errors are one line naming the config file, the entry and the fix.
+builds the model on the meta device (no memory, no weights) to see whether it is a timm classifier. Errors are one
+line naming the config file, the entry and the fix.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import warnings
 
 import torch
 
+from benchmark.cards import NEEDS  # noqa: F401 -- re-exported: what the engine can hand an entry
 from benchmark.config import (
     AttackSpec,
     DefenseSpec,
@@ -20,7 +22,6 @@ from benchmark.config import (
     ModelSpec,
     budget_label,
 )
-from benchmark.cards import NEEDS  # noqa: F401 -- re-exported: what the engine can hand an entry
 from benchmark.errors import BenchmarkError
 from benchmark.registry import Component, get_component
 

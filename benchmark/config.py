@@ -111,7 +111,7 @@ class MatrixConfig:
         data["run"] = {"seed": self.run.seed}
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
-    def with_cell(self, model: str | None, defense: str | None, attack: str | None) -> "MatrixConfig":
+    def with_cell(self, model: str | None, defense: str | None, attack: str | None) -> MatrixConfig:
         """This config narrowed (or extended) to one model, defense and attack."""
         def pick(items: tuple, name: str | None, make: Any) -> tuple:
             if name is None:
@@ -219,9 +219,9 @@ def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> Tr
 def _entry_list(check: _Checker, raw: Any, section: str) -> list[dict]:
     """[[models]] tables, or a plain list of names, as a list of tables."""
     if raw is None:
-        raise check.fail(section, "missing; list at least one entry, e.g. [[%s]] name = \"...\"" % section)
+        raise check.fail(section, f'missing; list at least one entry, e.g. [[{section}]] name = "..."')
     if not isinstance(raw, list) or not raw:
-        raise check.fail(section, "expected a non-empty list of names or [[%s]] tables" % section)
+        raise check.fail(section, f"expected a non-empty list of names or [[{section}]] tables")
     out = []
     for i, item in enumerate(raw):
         item = {"name": item} if isinstance(item, str) else item

@@ -1,8 +1,9 @@
 """What an attack and a defense entry look like: the small contract contributors implement."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch

@@ -6,8 +6,9 @@ score >= threshold. Dicts returned here keep nan/inf as floats; pass them throug
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -72,7 +73,7 @@ class Rate:
         return {"value": self.value, "lo": self.lo, "hi": self.hi, "successes": self.successes, "n": self.n}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Rate":
+    def from_dict(cls, d: Mapping[str, Any]) -> Rate:
         """The inverse of `to_dict`, also after `to_jsonable` (None read back as nan)."""
         value, lo, hi = (math.nan if d[k] is None else float(d[k]) for k in ("value", "lo", "hi"))
         return cls(value, lo, hi, int(d["successes"]), int(d["n"]))
@@ -194,7 +195,8 @@ def paired_bootstrap_auc(
         idx = rng.integers(0, n, size=(rows, n))  # the same pair indices for both members
         offsets = (np.arange(rows) * k)[:, None]
 
-        def counts(member_bins: np.ndarray) -> np.ndarray:
+        def counts(member_bins: np.ndarray, idx: np.ndarray = idx, offsets: np.ndarray = offsets,
+                   rows: int = rows) -> np.ndarray:
             flat = (member_bins[idx] + offsets).ravel()
             return np.bincount(flat, minlength=rows * k).reshape(rows, k)
 

@@ -5,13 +5,14 @@ import difflib
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from benchmark.cards import Card, make_card
-from benchmark.execution.code_version import object_version
 from benchmark.errors import BenchmarkError
+from benchmark.execution.code_version import object_version
 from benchmark.names import NAME_PATTERN, NAME_RULE
 
 __all__ = ["KINDS", "Component", "Registry", "get_registry", "register_model", "register_attack",

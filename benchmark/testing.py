@@ -141,7 +141,7 @@ def check_attack(attack: Callable | str, *, name: str | None = None, options: Ma
             out = fn(model, x.clone(), y.clone(), eps, ctx)
         except BenchmarkError:
             raise
-        except Exception as exc:  # noqa: BLE001 -- the contract reports what the attack raised
+        except Exception as exc:
             raise ContractError(f"{who} raised {type(exc).__name__}: {exc}") from exc
         _untouched(who, model, before, "the attack")
         return out
@@ -204,7 +204,7 @@ def check_defense(defense: type | str, *, name: str | None = None, options: Mapp
         raise ContractError(f"options: {exc}") from None
     try:
         instance = cls(dict(options or {}))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ContractError(f"{who}: constructing it with options {dict(options or {})} raised "
                             f"{type(exc).__name__}: {exc}") from exc
     x, y, _ = batch if batch is not None else tiny_batch(seed=seed)
@@ -217,7 +217,7 @@ def check_defense(defense: type | str, *, name: str | None = None, options: Mapp
     torch.manual_seed(seed)
     try:
         out = instance.training_batch(model, x.clone(), y.clone(), 0)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ContractError(f"{who}: training_batch raised {type(exc).__name__}: {exc}") from exc
     if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
         raise ContractError(f"{who}: training_batch must return (images, labels) tensors, got {type(out).__name__}")

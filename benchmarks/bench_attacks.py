@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.attacking import torch_attacks
 from benchmark.attacking.art_adapter import art_classifier
-from benchmark.entry_api import AttackContext
 from benchmark.attacking.attack_call import call_attack
+from benchmark.entry_api import AttackContext
 from benchmark.registry import get_component
 
 RESULTS = Path(__file__).parent / "results" / "attacks.json"
@@ -141,7 +141,7 @@ def main() -> None:
                      max(2, args.repeats // 2)),
     }
     load_before = os.getloadavg()
-    timed({k: v for k, v in groups["fgsm"][0].items()}, 1)  # warm-up: first-call allocations of every path
+    timed(dict(groups["fgsm"][0]), 1)  # warm-up: first-call allocations of every path
     results = {}
     for name, (variants, repeats) in groups.items():
         results[name] = summarise(*timed(variants, repeats))

@@ -6,7 +6,8 @@
 Data: synthetic mammograms (benchmark.data.phantom) written as DICOM MG, 512 x 512 stored pixels, 12 bits; each
 read decodes, windows, crops the breast, flips and resizes to 64 x 64 (what the data stage does for every image).
   uncached : benchmark.data.dicom_io.read_mammogram on every file (what every run paid before the cache)
-  cached   : benchmark.data.preprocess_cache.cached_read with a warm cache (a rerun, or another config on the same files)
+  cached   : benchmark.data.preprocess_cache.cached_read with a warm cache (a rerun, or another config on the same
+             files)
   fill     : cached_read with an empty cache (first run: read + write the .npy/.json entry)
 Each round runs uncached, cached, cached, uncached (both orders); the median images/s of each variant is reported.
 Outputs are compared: cached arrays and info must equal the uncached ones exactly.

@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.config import parse_config
 from benchmark.execution.local import run_plan
-from benchmark.execution.ray_cluster import RayOptions, connect, run_plan_ray
 from benchmark.execution.planner import plan_matrix
-from benchmark.stages import StageContext
+from benchmark.execution.ray_cluster import RayOptions, connect, run_plan_ray
 from benchmark.execution.store import Store
+from benchmark.stages import StageContext
 
 RESULTS = Path(__file__).parent / "results" / "ray.json"
 BUDGETS = [f"{i}/255" for i in range(1, 9)]

@@ -26,11 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.config import DEFAULT_CONFIG, parse_config
+from benchmark.execution.artifacts import TRAIN, read_clean_scores, read_data, read_train_record
+from benchmark.execution.matrix import run
+from benchmark.execution.store import Store
 from benchmark.metrics import bootstrap_auc
 from benchmark.registry import list_components
-from benchmark.execution.matrix import run
-from benchmark.execution.artifacts import TRAIN, read_clean_scores, read_data, read_train_record
-from benchmark.execution.store import Store
 
 RESULTS = Path(__file__).parent / "results" / "model_auc.json"
 TARGET = 0.85

@@ -14,10 +14,10 @@ from benchmark.data.dataset_folder import (
     read_table,
     require_root,
 )
-from benchmark.errors import BenchmarkError
-from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
+from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.registry import register_dataset
 
 __all__ = ["cbis_ddsm"]
@@ -53,7 +53,7 @@ class _Finder:
                     try:
                         uid = pydicom.dcmread(path, stop_before_pixels=True,
                                               specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID")
-                    except Exception:  # noqa: BLE001, S112 -- bad files are reported when read as images
+                    except Exception:
                         continue
                     if uid:
                         self._series.setdefault(str(uid), []).append(path)

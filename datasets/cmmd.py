@@ -5,17 +5,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.dataset_folder import (
-    folder_check,
-    folder_options,
     LINE,
     bad_value,
+    folder_check,
+    folder_options,
     parse_options,
     read_table,
     require_root,
 )
-from benchmark.errors import BenchmarkError
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
+from benchmark.errors import BenchmarkError
 from benchmark.registry import register_dataset
 
 __all__ = ["cmmd"]
@@ -39,7 +39,7 @@ def _read_xlsx(path: Path) -> list[dict[str, str]]:
     try:
         sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).worksheets[0]
         rows = [["" if v is None else str(v).strip() for v in row] for row in sheet.iter_rows(values_only=True)]
-    except Exception as exc:  # noqa: BLE001 -- openpyxl raises zipfile, KeyError and its own errors
+    except Exception as exc:
         raise BenchmarkError(f"{path}: unreadable .xlsx ({type(exc).__name__})") from None
     header = rows[0] if rows else []
     for column in COLUMNS:

@@ -7,18 +7,18 @@ from typing import Any
 import pydicom
 
 from benchmark.data.dataset_folder import (
+    bad_value,
     folder_check,
     folder_options,
-    bad_value,
     parse_options,
     read_table,
     require_file,
     require_root,
 )
-from benchmark.errors import BenchmarkError
-from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
+from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.registry import register_dataset
 
 __all__ = ["dicom_folder"]
@@ -41,7 +41,7 @@ def _dicom_patient(path: Path) -> str:
     """The file's PatientID (only ever hashed) or, when it has none, the file itself: one image per patient."""
     try:
         value = str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"]).get("PatientID", ""))
-    except Exception:  # noqa: BLE001 -- the image read reports (or skips) a bad file itself
+    except Exception:
         value = ""
     return f"dicom:{value}" if value.strip() else f"file:{path}"
 

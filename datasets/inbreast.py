@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.dataset_folder import (
+    bad_value,
     folder_check,
     folder_options,
-    bad_value,
     parse_options,
     read_table,
     require_file,
     require_root,
 )
-from benchmark.errors import BenchmarkError
-from benchmark.options import Option
 from benchmark.data.imageset import ImageSet
 from benchmark.data.record_reader import Record, read_records
+from benchmark.errors import BenchmarkError
+from benchmark.options import Option
 from benchmark.registry import register_dataset
 
 __all__ = ["inbreast"]

@@ -5,17 +5,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.dataset_folder import (
+    bad_value,
     folder_check,
     folder_options,
-    bad_value,
     parse_options,
     read_table,
     require_file,
     require_root,
 )
 from benchmark.data.imageset import ImageSet
-from benchmark.options import Option
 from benchmark.data.record_reader import Record, read_records
+from benchmark.options import Option
 from benchmark.registry import register_dataset
 
 __all__ = ["rsna_screening"]

@@ -9,11 +9,11 @@ import numpy as np
 from PIL import Image
 
 from benchmark.data.dicom_io import SyntheticDicomMeta, quantize, read_mammogram, transform_mask, write_mammogram
+from benchmark.data.imageset import ImageSet
+from benchmark.data.phantom import MASK_CALCIFICATION, SynthConfig, generate
 from benchmark.errors import BenchmarkError
 from benchmark.options import Option, read_dataset_options
-from benchmark.data.imageset import ImageSet
 from benchmark.registry import register_dataset
-from benchmark.data.phantom import MASK_CALCIFICATION, SynthConfig, generate
 
 __all__ = ["OPTIONS", "parse_options", "synthetic_mammo"]
 

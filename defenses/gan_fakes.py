@@ -20,8 +20,8 @@ from torch import nn
 
 from benchmark.entry_api import Defense, LossFn
 from benchmark.errors import BenchmarkError
-from benchmark.training.inference import MANIPULATED_OUTPUT
 from benchmark.registry import register_defense
+from benchmark.training.inference import MANIPULATED_OUTPUT
 
 from ._options import Option
 

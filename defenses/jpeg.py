@@ -21,7 +21,8 @@ class JpegCompression(InputTransformDefense):
     """JPEG compression of every input at a fixed quality (8-bit, ART's JpegCompression); attacked with BPDA."""
 
     name = "jpeg"
-    options_spec: ClassVar[dict[str, Option]] = {"quality": Option(75, int, "JPEG quality, 1 (worst) to 95 (best)", low=1, high=95)}
+    options_spec: ClassVar[dict[str, Option]] = {
+        "quality": Option(75, int, "JPEG quality, 1 (worst) to 95 (best)", low=1, high=95)}
     apply_fit = True  # ART's default: the model also trains on compressed images
 
     def transform(self) -> Transform:

@@ -36,7 +36,8 @@ class SpatialSmoothing(InputTransformDefense):
     """Median filter over a window x window neighbourhood of every input (ART's SpatialSmoothing, on device); BPDA."""
 
     name = "spatial-smoothing"
-    options_spec: ClassVar[dict[str, Option]] = {"window": Option(3, int, "side of the square median window, in pixels", low=1, high=15)}
+    options_spec: ClassVar[dict[str, Option]] = {
+        "window": Option(3, int, "side of the square median window, in pixels", low=1, high=15)}
 
     def transform(self) -> Transform:
         """The median filter with this defense's window, clipped to [0,1] like ART."""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.training.model_factory import create_timm, zero_classifier
 from benchmark.registry import register_model
+from benchmark.training.model_factory import create_timm, zero_classifier
 
 # With 480 training images it fits the training set without finding the lesion (test AUC 0.53-0.59 on the default
 # data). Strong augmentation takes that shortcut away (0.816 in 40 epochs); the soft outputs of a trained resnet10t

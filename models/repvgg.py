@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.training.model_factory import create_timm
 from benchmark.registry import register_model
+from benchmark.training.model_factory import create_timm
 
 # 0.566 with the default recipe (it fits the 480 training images); strong augmentation and the soft outputs of a
 # trained resnet10t: 0.875.

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from benchmark.training.model_factory import create_timm
 from benchmark.registry import register_model
-
+from benchmark.training.model_factory import create_timm
 
 # On the default 800 synthetic images resnet18 memorises where each training breast sits under the light recipe
-# (test AUC 0.765); mirror + shift augmentation for 60 epochs at batch 16 gives 0.889 (benchmarks/results/model_auc.json).
+# (test AUC 0.765); mirror + shift augmentation for 60 epochs at batch 16 gives 0.889
+# (benchmarks/results/model_auc.json).
 RESNET18_TRAIN = {"augment": "strong", "epochs": 60, "batch_size": 16}
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from benchmark.training.model_factory import create_timm
 from benchmark.registry import register_model
+from benchmark.training.model_factory import create_timm
 
 # With timm's 16 px patch projection it does not learn at 64 px (test AUC 0.50-0.56 on the default data). A
 # convolutional stem makes it learn (0.675); strong augmentation and the soft outputs of a trained resnet10t take it to

@@ -4,8 +4,8 @@ from __future__ import annotations
 from timm.layers import ClassifierHead
 from torch import nn
 
-from benchmark.training.model_factory import create_timm, zero_classifier
 from benchmark.registry import register_model
+from benchmark.training.model_factory import create_timm, zero_classifier
 
 # Zhou et al. 2021 trained VGG-11 with focal loss (gamma 2) on balanced positive/negative batches (the engine's
 # default sampler) and a smoothness penalty on input gradients; the penalty weight is a knob of this recipe.
@@ -18,8 +18,9 @@ ZHOU2021_TRAIN = {"augment": "strong", "epochs": 20, "lr": 1e-3, "distill": "res
 
 @register_model("zhou2021-vgg11", recipe=RECIPE, train=ZHOU2021_TRAIN)
 def zhou2021_vgg11(image_size: int, **options: object) -> nn.Module:
-    """VGG-11 with batch norm (timm), 9.2M parameters, global-average-pooled linear classifier (starting at zero), trained
-    as in Zhou et al. 2021: focal loss, balanced batches, input-gradient penalty."""
+    """VGG-11 with batch norm (timm), 9.2M parameters, trained as in Zhou et al. 2021 (focal loss, gradient penalty).
+
+    Global-average-pooled linear classifier (starting at zero); balanced batches; input-gradient penalty."""
     model = create_timm("vgg11_bn", image_size, **options)
     features = model.feature_info[-1]["num_chs"]
     model.pre_logits = nn.Identity()

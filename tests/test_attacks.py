@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.attacking import torch_attacks
-from benchmark.attacking.attack_call import call_attack
 from benchmark.attacking.art_adapter import art_classifier
+from benchmark.attacking.attack_call import call_attack
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
 from benchmark.registry import get_component

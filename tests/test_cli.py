@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import tiny_raw, write_toml
 
 ROOT = Path(__file__).resolve().parent.parent

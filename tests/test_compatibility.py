@@ -18,9 +18,10 @@ from benchmark.compatibility import (
     dataset_has_masks,
 )
 from benchmark.config import DEFAULT_CONFIG, MatrixConfig, load_config
+from benchmark.data.imageset import ImageSet
 from benchmark.entry_api import Defense
 from benchmark.errors import BenchmarkError
-from benchmark.data.imageset import ImageSet
+from benchmark.execution.matrix import run
 from benchmark.registry import (
     get_component,
     get_registry,
@@ -30,7 +31,6 @@ from benchmark.registry import (
     register_defense,
     register_model,
 )
-from benchmark.execution.matrix import run
 
 
 def _noop_attack(model, x, y, eps, ctx):

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import tiny_raw
 
 from benchmark.config import load_config, parse_budget, parse_config
 from benchmark.errors import BenchmarkError
-from conftest import tiny_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,9 +5,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import tiny_raw, write_toml
 
 from benchmark.cli import main
-from conftest import tiny_raw, write_toml
 
 
 def _run(tmp_path: Path, raw: dict, capsys: pytest.CaptureFixture, text: bytes | None = None) -> tuple[int, str]:

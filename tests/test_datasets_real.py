@@ -16,18 +16,18 @@ from conftest import tiny_raw
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless
 
-from benchmark.data import dicom_io
 from benchmark.cli import _parser
 from benchmark.config import DatasetSpec, parse_config
+from benchmark.data import dicom_io
 from benchmark.data.dataset_folder import anon_id
-from benchmark.errors import BenchmarkError
 from benchmark.data.imageset import ImageSet
-from benchmark.registry import get_component
-from benchmark.execution.matrix import _warn_skipped
+from benchmark.errors import BenchmarkError
 from benchmark.execution.artifacts import read_data
+from benchmark.execution.matrix import _warn_skipped
+from benchmark.execution.store import Store
+from benchmark.registry import get_component
 from benchmark.stages import StageContext
 from benchmark.stages import data as data_stage
-from benchmark.execution.store import Store
 
 PHI_ID, PHI_NAME, PHI_BIRTH = "PHIID", "Doe^Secretname", "19610203"
 REAL = ("cbis-ddsm", "vindr-mammo", "rsna-screening", "inbreast", "cmmd", "dicom-folder")
@@ -72,7 +72,7 @@ def check(data: ImageSet, n: int, positives: int, originals: tuple[str, ...] = (
     assert data.images.shape == data.masks.shape == (n, 1, 32, 32) and data.images.dtype == np.float32
     assert int(data.labels.sum()) == positives == data.meta["positives"] and data.meta["images"] == n
     assert len(set(data.ids)) == n and all(len(i) == 17 for i in [*data.ids, *data.patients])
-    assert 0 <= data.images.min() and data.images.max() <= 1 and data.images.reshape(n, -1).max(1).min() > 0.2
+    assert data.images.min() >= 0 and data.images.max() <= 1 and data.images.reshape(n, -1).max(1).min() > 0.2
     ids = " ".join([*data.ids, *data.patients])
     text = json.dumps({k: v for k, v in data.meta.items() if k != "skipped"}) + ids
     for secret in (PHI_ID, PHI_NAME, PHI_BIRTH.lower(), PHI_BIRTH):
@@ -145,7 +145,8 @@ def test_rsna_labels_engine_split_and_skipped_files(tmp_path: Path, no_j2k_decod
 def test_rsna_skip_bad_off_stops_at_the_first_bad_file(tmp_path: Path, no_j2k_decoder) -> None:
     root = rsna(tmp_path / "rsna")
     with pytest.raises(BenchmarkError) as info:
-        get_component("datasets", "rsna-screening").obj(spec("rsna-screening", root=str(root), skip_bad=False), tmp_path)
+        reader = get_component("datasets", "rsna-screening").obj
+        reader(spec("rsna-screening", root=str(root), skip_bad=False), tmp_path)
     message = str(info.value)
     assert message.startswith("data set rsna-screening: file f") and "truncated" in message
     assert str(root) not in message and "rsnabad" not in message

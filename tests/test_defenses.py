@@ -18,12 +18,12 @@ from benchmark.attacking.adaptive import TransformedModel, bpda
 from benchmark.attacking.attack_call import call_attack
 from benchmark.entry_api import AttackContext, Defense
 from benchmark.errors import BenchmarkError
-from benchmark.training.inference import predict_proba
+from benchmark.execution.artifacts import read_attack, read_data, read_deployed
+from benchmark.execution.matrix import run
+from benchmark.execution.store import Store
 from benchmark.metrics import attack_outcome
 from benchmark.registry import get_component, get_registry, register_defense
-from benchmark.execution.matrix import run
-from benchmark.execution.artifacts import read_attack, read_data, read_deployed
-from benchmark.execution.store import Store
+from benchmark.training.inference import predict_proba
 
 CPU = torch.device("cpu")
 

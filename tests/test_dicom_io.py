@@ -12,12 +12,22 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import get_decoder
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1
-
 from scipy import ndimage
 
-from benchmark.data.dicom_io import (MG_FOR_PRESENTATION, MG_FOR_PROCESSING, REASON_CHARS, SYNTHETIC_COMMENT,
-                                SyntheticDicomMeta, crop_flip_resize, load_pixels, quantize, read_mammogram, reason,
-                                transform_mask, write_mammogram)
+from benchmark.data.dicom_io import (
+    MG_FOR_PRESENTATION,
+    MG_FOR_PROCESSING,
+    REASON_CHARS,
+    SYNTHETIC_COMMENT,
+    SyntheticDicomMeta,
+    crop_flip_resize,
+    load_pixels,
+    quantize,
+    read_mammogram,
+    reason,
+    transform_mask,
+    write_mammogram,
+)
 from benchmark.errors import BenchmarkError
 
 
@@ -34,7 +44,7 @@ def _breast(h: int = 120, w: int = 90, chest_wall_right: bool = True) -> tuple[n
 
 
 def _meta(**changes: object) -> SyntheticDicomMeta:
-    base = dict(image_id="img-1", patient_index=7, view="CC", laterality="R", pixel_spacing_mm=0.8)
+    base = {"image_id": "img-1", "patient_index": 7, "view": "CC", "laterality": "R", "pixel_spacing_mm": 0.8}
     base.update(changes)
     return SyntheticDicomMeta(**base)
 
@@ -127,7 +137,7 @@ def test_crop_flip_resize_keeps_mask_aligned() -> None:
     out, info = crop_flip_resize(image.astype(np.float32), 48)
     small = transform_mask(mask, info)
     assert out.shape == small.shape == (48, 48) and out.dtype == np.float32 and small.dtype == np.uint8
-    assert info["flipped"] and 0 <= out.min() and out.max() <= 1
+    assert info["flipped"] and out.min() >= 0 and out.max() <= 1
     assert out[:, 0].sum() > out[:, -1].sum()  # chest wall now on the left
     bright = out > 0.8
     overlap = (bright & (small == 1)).sum() / (bright | (small == 1)).sum()

@@ -17,9 +17,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from benchmark.execution.local import run_plan
 from benchmark.execution.matrix import RunResult, run
 from benchmark.execution.planner import plan_matrix
-from benchmark.execution.local import run_plan
 from benchmark.execution.scheduler import schedule
 from benchmark.execution.store import STAGE_LOG, Store
 from benchmark.execution.worker_pool import WorkerPool
@@ -246,8 +246,9 @@ def test_a_dead_worker_fails_only_its_stage_and_is_replaced(tmp_path: Path) -> N
 # --- how a run asks for workers --------------------------------------------------------------------------------
 
 def test_the_workers_flag(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark.cli import main
     from conftest import tiny_raw, write_toml
+
+    from benchmark.cli import main
 
     monkeypatch.setenv("BENCHMARK_WORKERS", "1")  # the flag wins over the environment
     path = write_toml(tmp_path / "tiny.toml", tiny_raw(tmp_path))

@@ -18,11 +18,11 @@ from ray_helpers import RayCluster, cluster  # noqa: F401  (cluster: the module'
 
 from benchmark.cli import main
 from benchmark.errors import BenchmarkError
-from benchmark.execution.ray_cluster import RayOptions, _resources
-from benchmark.execution.planner import Stage
 from benchmark.execution.matrix import run
-from benchmark.stages import StageContext
+from benchmark.execution.planner import Stage
+from benchmark.execution.ray_cluster import RayOptions, _resources
 from benchmark.execution.store import Store
+from benchmark.stages import StageContext
 
 ray = pytest.importorskip("ray")
 

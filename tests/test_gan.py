@@ -11,13 +11,13 @@ from conftest import tiny_config, tiny_raw
 from sklearn.metrics import roc_auc_score
 
 from benchmark.errors import BenchmarkError
+from benchmark.execution.artifacts import read_attack, read_clean_scores, read_data, read_fakes
+from benchmark.execution.matrix import run
+from benchmark.execution.planner import plan_matrix
+from benchmark.execution.store import Store
 from benchmark.gan.networks import FeatureDiscriminator, UNetGenerator, backbone_of
 from benchmark.gan.training import GanSchedule, schedule_from_options
 from benchmark.training.model_factory import create_timm
-from benchmark.execution.planner import plan_matrix
-from benchmark.execution.matrix import run
-from benchmark.execution.artifacts import read_attack, read_clean_scores, read_data, read_fakes
-from benchmark.execution.store import Store
 
 TINY_GAN = {"identity_steps": 5, "head_steps": 20, "joint_steps": 60, "batch_size": 8, "unet_base": 8,
             "unet_levels": 2, "lr_generator": 5e-3, "fidelity_weight": 10.0}

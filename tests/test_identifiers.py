@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import write_toml
 
 from benchmark.cli import main
 from benchmark.data.dataset_folder import KEY_FILE, anon_id, id_key, using_id_key
 from benchmark.data.dicom_io import SyntheticDicomMeta, quantize, write_mammogram
+from benchmark.data.phantom import SynthConfig, generate
 from benchmark.errors import BenchmarkError
 from benchmark.registry import get_registry
-from benchmark.data.phantom import SynthConfig, generate
-from conftest import write_toml
 
 MRN_SPACE = range(10_000)  # a hospital's short MRNs: MRN0000 .. MRN9999
 PATIENTS = [137, 2024, 4711, 5000, 6120, 7331, 8086, 9001, 1234, 3141, 2718, 1618]
@@ -91,7 +91,8 @@ def test_brute_force_finds_no_identifier_in_anything_a_run_writes(tmp_path: Path
     written = [p for base in (tmp_path / "runs", tmp_path / "leaderboards") for p in base.rglob("*") if p.is_file()]
     blobs = {p: _readable(p) for p in written}
     # every hashed id in the written files (p..., i..., f... followed by 16 hex digits)
-    found = {m.decode() for b in blobs.values() for m in re.findall(rb"(?<![0-9a-f])[pif]([0-9a-f]{16})(?![0-9a-f])", b)}
+    pattern = rb"(?<![0-9a-f])[pif]([0-9a-f]{16})(?![0-9a-f])"
+    found = {m.decode() for b in blobs.values() for m in re.findall(pattern, b)}
     guesses = {_unkeyed("dicom-folder", kind, f"dicom:{_mrn(n)}") for n in MRN_SPACE for kind in ("patient",)}
     guesses |= {_unkeyed("dicom-folder", "image", f"DOE^JANE_{_mrn(n)}/{_mrn(n)}_{v}.dcm")
                 for n in MRN_SPACE for v in ("CC", "MLO")}

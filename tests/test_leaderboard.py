@@ -13,6 +13,7 @@ from leaderboard_rows import PROBE, PROVENANCE, make_row, matrix, robust_flags
 
 from benchmark.cli import main
 from benchmark.errors import BenchmarkError
+from benchmark.execution.records import resolve_run
 from benchmark.leaderboard.board import (
     board_entries,
     build_entries,
@@ -23,7 +24,6 @@ from benchmark.leaderboard.board import (
 from benchmark.leaderboard.entry import decode_flags
 from benchmark.leaderboard.markdown import render_csv
 from benchmark.leaderboard.source import load_run
-from benchmark.execution.records import resolve_run
 
 
 def _entries() -> list[dict]:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from leaderboard_rows import N, PROBE, PROVENANCE, make_row, matrix, robust_flags
+from leaderboard_rows import PROBE, PROVENANCE, N, make_row, matrix, robust_flags
 
+from benchmark.attacking.masking_probe import gradient_probe
 from benchmark.leaderboard.board import board_entries, build_entries
 from benchmark.leaderboard.checks import evaluate, significantly_lower
-from benchmark.attacking.masking_probe import gradient_probe
 
 
 def _entry(cells: list) -> dict:

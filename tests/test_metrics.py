@@ -11,13 +11,14 @@ from scipy import optimize, stats
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from benchmark.attacking.perturbation import per_image_perturbation, perturbation_metrics, ssim_win_size
 from benchmark.metrics import (
-    detection_outcome,
     Rate,
     attack_outcome,
     bootstrap_auc,
     choose_threshold,
     classification_metrics,
+    detection_outcome,
     mcnemar_test,
     predict_labels,
     rate,
@@ -26,7 +27,6 @@ from benchmark.metrics import (
     worst_case,
     worst_case_rate,
 )
-from benchmark.attacking.perturbation import per_image_perturbation, perturbation_metrics, ssim_win_size
 
 
 def _wilson_by_inversion(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

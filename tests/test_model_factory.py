@@ -9,9 +9,9 @@ import torch
 from torch.nn import functional as F
 
 from benchmark.errors import BenchmarkError
+from benchmark.registry import get_component, list_components
 from benchmark.training.losses import distillation_term, focal_loss, make_loss
 from benchmark.training.model_factory import create_timm, load_checkpoint
-from benchmark.registry import get_component, list_components
 
 
 class _Evil:
@@ -109,8 +109,8 @@ def _tmp_model(image_size: int, **options: object) -> torch.nn.Module:
 
 def test_a_models_own_training_defaults_apply_where_the_config_is_silent(tmp_path: Path) -> None:
     from benchmark.config import TrainSpec, parse_config
-    from benchmark.training.recipes import train_defaults
     from benchmark.registry import get_registry, register_model
+    from benchmark.training.recipes import train_defaults
 
     list_components("models")
     register_model("tmp-recipe", train={"lr": 5e-4, "epochs": 3})(_tmp_model)

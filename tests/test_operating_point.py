@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.entry_api import AttackContext
-from benchmark.training.inference import predict_proba
 from benchmark.attacking.attack_call import call_attack
 from benchmark.attacking.operating_point import AtThreshold, at_threshold, logit_shift
-from benchmark.registry import get_component
 from benchmark.attacking.torch_attacks import fooled
+from benchmark.entry_api import AttackContext
+from benchmark.registry import get_component
+from benchmark.training.inference import predict_proba
 
 THRESHOLD = 0.13
 

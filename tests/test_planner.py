@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import tiny_config
 
 from benchmark.errors import BenchmarkError
 from benchmark.execution.planner import plan_matrix
-from conftest import tiny_config
 
 
 def test_matrix_expands_to_cells_and_shared_stages(tmp_path: Path) -> None:
@@ -43,7 +43,8 @@ def test_unknown_names_and_budgets_fail_before_running(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError, match=r"budget 2 is outside \(0, 1\] for a linf attack"):
         plan_matrix(tiny_config(tmp_path, attacks=[{"name": "fgsm", "budgets": [2]}]))
     default_budgets = plan_matrix(tiny_config(tmp_path, attacks=["fgsm"]))
-    assert sorted(c.cell[3] for c in default_budgets.cells) == pytest.approx([0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255])
+    expected = [0.5 / 255, 1 / 255, 2 / 255, 4 / 255, 8 / 255]
+    assert sorted(c.cell[3] for c in default_budgets.cells) == pytest.approx(expected)
 
 
 def test_a_distilled_model_trains_after_its_teacher(tmp_path: Path) -> None:

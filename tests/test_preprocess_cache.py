@@ -16,8 +16,8 @@ from benchmark.data.dicom_io import (
     read_mammogram,
     write_mammogram,
 )
-from benchmark.errors import BenchmarkError
 from benchmark.data.preprocess_cache import cache_key, cached_read
+from benchmark.errors import BenchmarkError
 
 
 def _write(path: Path, shade: float = 0.4, photometric: str = "MONOCHROME2") -> Path:

@@ -66,7 +66,6 @@ def test_bad_attack_declarations_are_refused_at_registration(declared: dict, mes
 
 
 def test_needs_may_be_several() -> None:
-    from benchmark.registry import register_attack
 
     def tmp_attack(model, x, y, eps, ctx):
         """A stand-in."""

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from conftest import tiny_config
 
 from benchmark.execution.matrix import run
 from benchmark.execution.store import Store
-from conftest import tiny_config
 
 TIMING = ["attack_seconds", "images_per_s", "train_seconds"]
 

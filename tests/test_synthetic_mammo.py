@@ -12,12 +12,20 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from benchmark.data.phantom import (
+    MASK_CALCIFICATION,
+    MASK_MASS,
+    SynthConfig,
+    draw_case,
+    fit_beta,
+    generate,
+    power_law_field,
+    render_view,
+)
 from benchmark.datasets.synthetic_mammo import parse_options, synthetic_mammo
 from benchmark.errors import BenchmarkError
 from benchmark.leaderboard.gallery import save_gallery
 from benchmark.registry import get_registry
-from benchmark.data.phantom import (MASK_CALCIFICATION, MASK_MASS, SynthConfig, draw_case, fit_beta, generate,
-                                       power_law_field, render_view)
 
 
 def _spec(size: int = 64, seed: int = 0, **options: object) -> SimpleNamespace:
@@ -43,7 +51,7 @@ def test_anatomy_background_pectoral_and_laterality() -> None:
     config = SynthConfig()
     for m in generate(config, 12, seed=1):
         img = m.image
-        assert img.dtype == np.float32 and img.shape == (256, 256) and 0 <= img.min() and img.max() <= 1
+        assert img.dtype == np.float32 and img.shape == (256, 256) and img.min() >= 0 and img.max() <= 1
         assert np.all(img[~m.breast_mask] == 0) and m.breast_mask.mean() > 0.25
         left = _chest_wall_left(img, m.case.laterality)
         assert left[:, :8].mean() > left[:, -8:].mean()  # chest wall on the side the laterality says
@@ -121,13 +129,14 @@ def test_entry_returns_a_valid_imageset(tmp_path: Path) -> None:
     data = synthetic_mammo(_spec(64, count=24), tmp_path)
     assert data.images.shape == data.masks.shape == (24, 1, 64, 64)
     assert data.images.dtype == np.float32 and data.masks.dtype == np.uint8 and data.labels.dtype == np.int64
-    assert 0 <= data.images.min() and data.images.max() <= 1 and set(np.unique(data.masks)) <= {0, 1}
+    assert data.images.min() >= 0 and data.images.max() <= 1 and set(np.unique(data.masks)) <= {0, 1}
     assert set(data.labels) == {0, 1} and data.splits is None
     lesion = data.masks.reshape(24, -1).any(1)
     assert not lesion[data.labels == 0].any() and lesion[data.labels == 1].all()
     assert len(set(data.patients)) == 12 and len(set(data.ids)) == 24
     assert data.meta["pixel_spacing_mm"] == pytest.approx(0.8) and "lesion present" in data.meta["positive"]
-    rows = list(csv.DictReader(open(tmp_path / "labels.csv")))
+    with open(tmp_path / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["id"] for r in rows] == list(data.ids) and [int(r["label"]) for r in rows] == list(data.labels)
     assert {"patient", "view", "laterality", "density", "lesion_type", "mass_diameter_mm"} <= set(rows[0])
     for row, label in zip(rows, data.labels):

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tinyplugin import RandomNoiseEOT, Round8Bit
 from torch import nn
 
 from benchmark.entry_api import Defense
 from benchmark.options import Option
 from benchmark.testing import ContractError, check_attack, check_defense, tiny_batch, tiny_model
-from tinyplugin import RandomNoiseEOT, Round8Bit
 
 FAST = {"square": {"queries": 10}, "deepfool": {"steps": 5}, "pgd-linf": {"steps": 3}, "pgd-l2": {"steps": 3},
         "lesion-pgd": {"steps": 3}, "fgsm": {}, "gan": {}}

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.attacking.torch_attacks import eval_mode
 from benchmark.device import autocast
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.attacking.torch_attacks import eval_mode
 
 __all__ = ["art_classifier", "art_generate"]
 

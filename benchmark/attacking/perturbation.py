@@ -73,7 +73,8 @@ def _ssim(a: np.ndarray, b: np.ndarray, data_range: float, region: np.ndarray | 
         a, b, channel_axis = a[0], b[0], None
     else:
         channel_axis = 0
-    kwargs = dict(data_range=data_range, win_size=win, channel_axis=channel_axis, use_sample_covariance=win > 1)
+    kwargs = {"data_range": data_range, "win_size": win, "channel_axis": channel_axis,
+              "use_sample_covariance": win > 1}
     if region is None:
         return float(structural_similarity(a, b, **kwargs))
     _, ssim_map = structural_similarity(a, b, full=True, **kwargs)

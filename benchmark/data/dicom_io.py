@@ -1,11 +1,11 @@
 """Mammography DICOM: write synthetic images as real DICOM MG files; read and preprocess any mammogram to [0,1]."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -159,7 +159,7 @@ def _one_file(path: Path) -> Iterator[None]:
     """Any exception while reading one file becomes a BenchmarkError whose one-line reason names no path."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 -- pydicom and numpy raise many types on malformed headers
+    except Exception as exc:
         raise BenchmarkError(reason(exc, path)) from None
 
 
@@ -176,7 +176,7 @@ def _value(ds: Dataset, name: str) -> Any:
     """The element's value, None when absent or empty; one pydicom cannot convert is a reason naming the field."""
     try:
         value = ds.get(name)
-    except Exception as exc:  # noqa: BLE001 -- a value of the wrong VR or length
+    except Exception as exc:
         raise BenchmarkError(f"{name} cannot be read ({reason(exc)})") from None
     if isinstance(value, (str, bytes, list, tuple, MultiValue, Sequence)) and len(value) == 0:
         return None
@@ -330,7 +330,7 @@ def _read_dataset(path: Path) -> Dataset:
         raise BenchmarkError("not a DICOM file (no DICM preamble); check the path or the file type") from None
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- pydicom raises many types on truncated or garbled headers
+    except Exception as exc:
         raise BenchmarkError(f"unreadable or truncated DICOM ({reason(exc, path)})") from None
 
 
@@ -421,7 +421,7 @@ def _load_pixels(path: Path, allowed_modalities: Collection[str] | None,
         raw = ds.pixel_array
     except MemoryError:
         raise
-    except Exception as exc:  # noqa: BLE001 -- the decoders raise many types on short or garbled pixel data
+    except Exception as exc:
         raise BenchmarkError(f"corrupt or truncated pixel data ({reason(exc, path)})") from None
     if raw.ndim != 2:
         raise BenchmarkError(f"pixel array has shape {raw.shape}; expected one 2-D greyscale image")

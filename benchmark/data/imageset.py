@@ -46,7 +46,7 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, split: str) -> "ImageSet":
+    def subset(self, split: str) -> ImageSet:
         """The rows of one split."""
         if self.splits is None:
             raise ValueError("this ImageSet has no splits assigned yet")
@@ -61,7 +61,7 @@ class ImageSet:
                  splits=(self.splits if self.splits is not None else np.array([], dtype=str)).astype(str))
 
     @classmethod
-    def load(cls, path: Path, meta: dict | None = None) -> "ImageSet":
+    def load(cls, path: Path, meta: dict | None = None) -> ImageSet:
         """Read an ImageSet written by `save` (allow_pickle stays off)."""
         with np.load(path, allow_pickle=False) as z:
             splits = z["splits"]

@@ -17,9 +17,9 @@ Model, in display intensity (MONOCHROME2: bright = dense, zero background):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 from scipy import ndimage

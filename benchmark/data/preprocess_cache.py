@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.data import dicom_io
 from benchmark.atomic_file import atomic_write
+from benchmark.data import dicom_io
 from benchmark.execution.code_version import module_version
 
 __all__ = ["CacheStats", "active", "cache_key", "cached_read", "using"]
@@ -75,7 +75,8 @@ def cache_key(path: Path, size: int, read_kwargs: dict[str, Any]) -> str | None:
     except OSError:
         return None
     if "allowed_modalities" in read_kwargs and read_kwargs["allowed_modalities"] is not None:
-        read_kwargs = {**read_kwargs, "allowed_modalities": sorted(m.upper() for m in read_kwargs["allowed_modalities"])}
+        allowed = sorted(m.upper() for m in read_kwargs["allowed_modalities"])
+        read_kwargs = {**read_kwargs, "allowed_modalities": allowed}
     blob = json.dumps({"path": str(resolved), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "size": int(size),
                        "kwargs": {k: _normal(v) for k, v in sorted(read_kwargs.items())},
                        "reader": _reader_version()}, sort_keys=True, default=str)

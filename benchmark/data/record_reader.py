@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 
 from benchmark.data.dataset_folder import anon_id
 from benchmark.data.dicom_io import reason, transform_mask
-from benchmark.errors import BenchmarkError
 from benchmark.data.imageset import SPLITS, ImageSet, unique_in_order
 from benchmark.data.preprocess_cache import cached_read
+from benchmark.errors import BenchmarkError
 
 __all__ = ["Record", "limit_records", "official_splits", "read_records"]
 
@@ -64,7 +64,7 @@ def _native_mask(record: Record, info: dict[str, Any]) -> np.ndarray | None:
     for path in record.mask_files:
         try:
             pixels = pydicom.dcmread(path).pixel_array
-        except Exception:  # noqa: BLE001, S112 -- an optional extra: a broken mask file only loses its mask
+        except Exception:
             continue
         if pixels.shape == shape:  # a mask that does not fit the image (e.g. a crop listed as mask) is ignored
             mask[pixels > 0] = 1
@@ -117,7 +117,7 @@ def read_records(name: str, spec: Any, records: list[Record], options: dict[str,
     for record in tqdm(records, desc=f"read {name}", unit="img", disable=None, leave=False):
         try:
             arr, label, mask = _read_one(record, size, modalities)
-        except Exception as exc:  # noqa: BLE001 -- one bad file is a skip entry, never the whole data set's failure
+        except Exception as exc:
             entry = {"file": _file_token(name, salt, record.path, root), "reason": reason(exc, Path(record.path))}
             if not skip_bad:
                 raise BenchmarkError(f"data set {name}: file {entry['file']} (anonymised path): {entry['reason']}; "

@@ -19,7 +19,8 @@ from benchmark.entry_api import Defense
 from benchmark.gan.networks import DIRECTIONS, UNetGenerator
 from benchmark.training.model_factory import build_deployable, deployable_specs
 
-__all__ = ["DATA", "TRAIN", "GAN", "FAKES", "ATTACK", "SCORE", "read_data", "read_train_record", "read_clean_scores",
+__all__ = ["DATA", "TRAIN", "GAN", "FAKES", "ATTACK", "SCORE", "read_data", "read_data_summary", "read_train_record",
+           "read_clean_scores",
            "read_clean_manipulation", "read_deployed", "read_generators", "read_fakes", "read_attack",
            "read_manipulation", "read_score", "stored_gallery"]
 
@@ -80,6 +81,11 @@ def _json(path: Path) -> dict:
 def read_data(path: Path) -> ImageSet:
     """The ImageSet stored in a data artifact."""
     return ImageSet.load(Path(path) / DATA.images, meta=_json(Path(path) / DATA.summary))
+
+
+def read_data_summary(path: Path) -> dict:
+    """A data artifact's summary: data set name, sizes per split, the entry's meta (e.g. skipped files)."""
+    return _json(Path(path) / DATA.summary)
 
 
 def read_train_record(path: Path) -> dict:

@@ -1,7 +1,6 @@
 """The one front door for running: validate, plan, execute, record, and write the leaderboard."""
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import sys
@@ -20,13 +19,14 @@ from benchmark.compatibility import CompatibilityWarning
 from benchmark.config import MatrixConfig
 from benchmark.device import resolve_device
 from benchmark.errors import BenchmarkError
+from benchmark.execution.artifacts import DATA, read_data_summary
 from benchmark.execution.local import StageOutcome, run_plan
-from benchmark.leaderboard.source import publish_run
 from benchmark.execution.planner import STAGE_KINDS, Plan, plan_matrix
 from benchmark.execution.records import collect_cells, write_run
-from benchmark.execution.worker_pool import worker_count
-from benchmark.stages import StageContext
 from benchmark.execution.store import Store
+from benchmark.execution.worker_pool import worker_count
+from benchmark.leaderboard.source import publish_run
+from benchmark.stages import StageContext
 
 if TYPE_CHECKING:
     from benchmark.execution.ray_cluster import RayOptions
@@ -70,11 +70,11 @@ def check_writable(path: Path, what: str) -> None:
 def _warn_skipped(plan: Plan, store: Store, outcomes: dict[str, StageOutcome]) -> None:
     """One line on stderr per data stage that skipped unreadable files (dataset.skip_bad), saying where the list is."""
     for stage in plan.stages:
-        summary = store.path(stage.key) / "summary.json"
-        if stage.kind != "data" or outcomes[stage.key].status not in ("done", "cached") or not summary.is_file():
+        if stage.kind != "data" or outcomes[stage.key].status not in ("done", "cached"):
             continue
-        skipped = json.loads(summary.read_text()).get("meta", {}).get("skipped") or []
+        skipped = read_data_summary(store.path(stage.key)).get("meta", {}).get("skipped") or []
         if skipped:
+            summary = store.path(stage.key) / DATA.summary
             print(f"warning: {stage.label}: {len(skipped)} unreadable files skipped (dataset.skip_bad); "
                   f"list with reasons: {summary} (meta.skipped)", file=sys.stderr)
 

@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from benchmark.compatibility import check_matrix
-from benchmark.entry_checks import check_entry_options
 from benchmark.config import MatrixConfig, ModelSpec, budget_label
+from benchmark.entry_checks import check_entry_options
 from benchmark.errors import BenchmarkError
-from benchmark.training.recipes import train_defaults
+from benchmark.execution.store import stage_key
 from benchmark.registry import get_component
 from benchmark.stages import stage_version
-from benchmark.execution.store import stage_key
+from benchmark.training.recipes import train_defaults
 
 __all__ = ["Stage", "Plan", "plan_matrix", "STAGE_KINDS"]
 

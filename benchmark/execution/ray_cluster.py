@@ -2,7 +2,8 @@
 
 The contract is the local executor's (`run_plan`): the DAG loop is the same (`scheduler.schedule`), and so are the
 outcomes, statuses, failure containment and `force` semantics. Tasks get store keys, never artifacts: every node
-must see the store at the same path (a local disk for a one-machine instance, a network file system for a cluster). Ray is imported only here, and only when asked for.
+must see the store at the same path (a local disk for a one-machine instance, a network file system for a cluster).
+Ray is imported only here, and only when asked for.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from benchmark.errors import BenchmarkError
 from benchmark.execution.planner import Plan, Stage
 from benchmark.execution.scheduler import BY_ANOTHER_RUN, StageOutcome, execute_stage, schedule
-from benchmark.stages import StageContext
 from benchmark.execution.store import Store
+from benchmark.stages import StageContext
 
 __all__ = ["RayOptions", "cluster_device", "connect", "disconnect", "run_plan_ray"]
 

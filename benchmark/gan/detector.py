@@ -5,13 +5,13 @@ import numpy as np
 import torch
 
 from benchmark.config import TrainSpec
+from benchmark.data.imageset import ImageSet
 from benchmark.device import prepare_model
 from benchmark.entry_api import Defense
-from benchmark.data.imageset import ImageSet
-from benchmark.training.inference import predict_proba
 from benchmark.metrics import paired_bootstrap_auc, rate
-from benchmark.training.model_factory import create_timm
+from benchmark.training.inference import predict_proba
 from benchmark.training.loop import train_classifier
+from benchmark.training.model_factory import create_timm
 
 __all__ = ["real_vs_fake_auc", "DETECTOR_MODEL", "DETECTOR_RECIPE"]
 

@@ -17,6 +17,7 @@ from filelock import FileLock
 
 from benchmark.config import budget_label
 from benchmark.errors import BenchmarkError
+from benchmark.leaderboard.checks import evaluate, marks, verdict
 from benchmark.leaderboard.entry import (
     BOARDS,
     board_attacks,
@@ -30,7 +31,6 @@ from benchmark.leaderboard.entry import (
     worst_flags,
 )
 from benchmark.leaderboard.markdown import render_boards_markdown, render_csv
-from benchmark.leaderboard.checks import evaluate, marks, verdict
 from benchmark.metrics import balanced_accuracy, rate, to_jsonable
 from benchmark.names import NAME_PATTERN, NAME_RULE
 

@@ -115,7 +115,8 @@ def _blocked(entry: dict, probe: dict | None) -> dict:
     reasons = []
     if probe and probe.get("grad_blocked"):
         reasons.append("gradients blocked: the deployed model's output has no grad_fn (no autograd graph back to "
-                       "the input); deploy the transform behind benchmark.attacking.adaptive.TransformedModel (BPDA/EOT)")
+                       "the input); deploy the transform behind "
+                       "benchmark.attacking.adaptive.TransformedModel (BPDA/EOT)")
     broken = [f["cell"] for f in entry.get("failed_cells", []) if "blocks gradients" in (f.get("error") or "")]
     if broken and not reasons:
         reasons.append(f"gradients blocked: {', '.join(broken)} could not take a gradient through the defense")

@@ -1,8 +1,8 @@
 """A small PNG gallery of mammograms with lesion-mask outlines, for eyeballing a data set."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

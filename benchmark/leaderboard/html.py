@@ -4,6 +4,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from benchmark.leaderboard.checks import clean_balanced_accuracy
 from benchmark.leaderboard.entry import (
     BOARD_TITLES,
     STUDY,
@@ -14,7 +15,6 @@ from benchmark.leaderboard.entry import (
     fmt_pct,
     standing,
 )
-from benchmark.leaderboard.checks import clean_balanced_accuracy
 
 __all__ = ["render_html"]
 

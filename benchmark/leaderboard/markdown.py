@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
+from benchmark.leaderboard.checks import CHECKS_DOC, clean_balanced_accuracy
 from benchmark.leaderboard.entry import (
     BOARD_TITLES,
     STUDY,
@@ -15,7 +16,6 @@ from benchmark.leaderboard.entry import (
     md_text,
     standing,
 )
-from benchmark.leaderboard.checks import CHECKS_DOC, clean_balanced_accuracy
 
 __all__ = ["render_boards_markdown", "render_csv"]
 

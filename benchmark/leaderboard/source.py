@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import BenchmarkError
-from benchmark.execution.artifacts import (read_attack, read_clean_scores, read_data, read_score, read_train_record,
-                                           stored_gallery)
+from benchmark.execution.artifacts import (
+    read_attack,
+    read_clean_scores,
+    read_data,
+    read_score,
+    read_train_record,
+    stored_gallery,
+)
 from benchmark.execution.store import Store
 from benchmark.leaderboard.board import build_entries, write_leaderboard
 from benchmark.leaderboard.entry import cell_name

@@ -6,8 +6,8 @@ so that its code version (in its cache key) covers what it computes and nothing 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from benchmark.stages.context import StageContext
 

@@ -37,7 +37,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
     fakes, visibility = _test_fakes(inputs, data) if "fakes" in inputs else (None, None)
     pieces = []
     start = time.perf_counter()
-    label = f"{params['attack']['name']}@{budget_label(eps)} on {params['train']['model']['name']}+{defense_name(params)}"
+    model_name = params["train"]["model"]["name"]
+    label = f"{params['attack']['name']}@{budget_label(eps)} on {model_name}+{defense_name(params)}"
     for i in tqdm(range(0, len(test), batch_size), desc=label, unit="batch", leave=False, dynamic_ncols=True,
                   disable=not ctx.progress):
         x = torch.as_tensor(test.images[i:i + batch_size]).to(device)
@@ -80,7 +81,8 @@ def _blocked_message(params: dict, defense: object) -> str:
     cls = type(defense)
     return (f"attack {params['attack']['name']}: defense {defense_name(params)} ({cls.__module__}.{cls.__qualname__}) "
             "blocks gradients: its deployed model's output has no grad_fn (does wrap() run under torch.no_grad() "
-            "or leave autograd through numpy?); deploy the transform behind benchmark.attacking.adaptive.TransformedModel "
+            "or leave autograd through numpy?); deploy the transform behind "
+            "benchmark.attacking.adaptive.TransformedModel "
             "(BPDA/EOT) so that attacks reach the model")
 
 

@@ -7,8 +7,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.attacking.perturbation import perturbation_metrics
-from benchmark.execution.artifacts import (SCORE, read_attack, read_clean_manipulation, read_clean_scores, read_data,
-                                           read_manipulation, read_train_record)
+from benchmark.execution.artifacts import (
+    SCORE,
+    read_attack,
+    read_clean_manipulation,
+    read_clean_scores,
+    read_data,
+    read_manipulation,
+    read_train_record,
+)
 from benchmark.metrics import attack_outcome, classification_metrics, detection_outcome, to_jsonable
 from benchmark.stages.context import StageContext
 

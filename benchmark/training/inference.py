@@ -1,7 +1,7 @@
 """Batched prediction: P(positive) for a stack of images, on the model's device, with AMP on CUDA."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

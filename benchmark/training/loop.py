@@ -1,4 +1,4 @@
-"""The classifier training recipe: class-balanced batches, light anatomical augmentation, AdamW + cosine, best by val AUC."""
+"""Classifier training: class-balanced batches, light anatomical augmentation, AdamW + cosine, best by val AUC."""
 from __future__ import annotations
 
 import copy
@@ -13,10 +13,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.config import TrainSpec
+from benchmark.data.imageset import ImageSet
 from benchmark.device import autocast
 from benchmark.entry_api import Defense
 from benchmark.errors import BenchmarkError
-from benchmark.data.imageset import ImageSet
 from benchmark.training.inference import predict_proba
 from benchmark.training.losses import LossFn, make_loss
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from mammo_noise_defense import GaussianNoiseAugmentation
 
 from benchmark.testing import ContractError, check_defense
-from mammo_noise_defense import GaussianNoiseAugmentation
 
 
 def test_the_defense_keeps_the_contract() -> None:

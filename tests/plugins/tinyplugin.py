@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from benchmark.attacking.adaptive import TransformedModel
-from benchmark.entry_api import Defense
 from benchmark.data.imageset import ImageSet
+from benchmark.entry_api import Defense
 from benchmark.options import Option
 
 
