@@ -46,14 +46,16 @@ RESULTS = Path(__file__).parent / "results" / "workers.json"
 TARGET = 0.6
 
 
-def slice_config(root: Path, quick: bool) -> object:
+def slice_config(root: Path, quick: bool, model: str = "resnet10t") -> object:
     """configs/default.toml cut down to the 8 cells above (4 with --quick, on 120 images)."""
     raw = tomllib.loads((ROOT / "configs" / "default.toml").read_text())
     raw["run"].update(device="cpu", store=str(root / "seed"), leaderboards=str(root / "lb"))
     if quick:
         raw["dataset"]["options"]["count"] = 120
     raw["training"].update(epochs=2)
-    raw["models"] = raw["models"][:1]  # resnet10t
+    raw["models"] = [m for m in raw["models"] if (m["name"] if isinstance(m, dict) else m) == model]
+    if not raw["models"]:
+        sys.exit(f"--model {model}: not one of configs/default.toml's models")
     raw["defenses"] = ["none"]
     fgsm = next(a for a in raw["attacks"] if a["name"] == "fgsm")
     pgd = next(a for a in raw["attacks"] if a["name"] == "pgd-linf")
@@ -91,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="120 images, 4 cells, 1 round, nothing written")
     parser.add_argument("--rounds", type=int, default=1, help="rounds (each runs 1, 2, 2, 1 workers)")
+    parser.add_argument("--model", default="resnet10t", help="which of the default matrix's models (default resnet10t)")
     parser.add_argument("--out", type=Path, default=None, help=f"results file (default {RESULTS}; none with --quick)")
     args = parser.parse_args()
     out = args.out or (None if args.quick else RESULTS)
@@ -101,7 +104,7 @@ def main() -> None:
               file=sys.stderr)
     root = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
-        config = slice_config(root, args.quick)
+        config = slice_config(root, args.quick, args.model)
         plan = plan_matrix(config)
         ctx = StageContext(torch.device("cpu"), config.attack_batch_size, False)
         inputs = [s for s in plan.stages if s.kind in ("data", "train")]
@@ -114,6 +117,7 @@ def main() -> None:
 
         times: dict[int, list[float]] = {1: [], 2: []}
         startup: list[float] = []
+        busy: dict[int, list[float]] = {1: [], 2: []}  # the stages' own seconds, summed
         stores: dict[int, Store] = {}
         for r in range(rounds):
             for workers in (1, 2, 2, 1):
@@ -122,6 +126,7 @@ def main() -> None:
                 began, t0 = time.time(), time.perf_counter()
                 outcomes = run_plan(plan, store, ctx, progress=False, workers=workers)
                 times[workers].append(time.perf_counter() - t0)
+                busy[workers].append(sum(outcomes[s.key].seconds for s in timed))
                 status = {s.key: outcomes[s.key].status for s in plan.stages}
                 assert all(status[s.key] == "cached" for s in inputs), status
                 assert all(status[s.key] == "done" for s in timed), [
@@ -133,6 +138,7 @@ def main() -> None:
         same, compared = identical(stores[1], stores[2], [s.key for s in timed])
         med = {w: round(statistics.median(t), 2) for w, t in times.items()}
         ratio = round(med[2] / med[1], 3)
+        slowdown = round(statistics.median(busy[2]) / statistics.median(busy[1]), 3)
         load_after = os.getloadavg()
         print(f"\n{len(timed)} stages ({len(timed) // 2} cells), medians over {rounds} round(s) of 1, 2, 2, 1 workers")
         print(f"{'workers':>7} {'seconds':>8}")
@@ -142,11 +148,13 @@ def main() -> None:
               f"worker start-up {statistics.median(startup):.1f} s; per-image results "
               f"{'identical' if same else 'DIFFER'} ({compared} arrays compared); load {load_before[0]:.2f} before, "
               f"{load_after[0]:.2f} after")
+        print(f"the stages' own seconds, summed: {statistics.median(busy[1]):.1f} (1 worker), "
+              f"{statistics.median(busy[2]):.1f} (2 workers): each stage x{slowdown} slower with both cores busy")
         if out is not None:
             report = {
                 "what": "wall time of a 16-stage slice of the default matrix (8 independent cells) on the local "
                         "executor: 2 worker processes vs 1 worker",
-                "setup": {"config": "configs/default.toml: synthetic-mammo at 64 px, resnet10t+none (trained 2 "
+                "setup": {"config": f"configs/default.toml: synthetic-mammo at 64 px, {args.model}+none (trained 2 "
                                     "epochs, cached), fgsm 1/255 2/255, pgd-linf (10 steps) 1/255..6/255, no sanity "
                                     "cell" if not args.quick else "quick: 120 images, 4 cells",
                           "images": config.dataset.options.get("count"), "stages": len(timed),
@@ -157,6 +165,8 @@ def main() -> None:
                 "median_seconds": {f"{w}_worker{'s' * (w > 1)}": s for w, s in med.items()},
                 "ratio_2_vs_1_workers": ratio, "target": TARGET, "met": ratio <= TARGET,
                 "worker_startup_seconds": round(statistics.median(startup), 2),
+                "stage_seconds_summed": {str(w): round(statistics.median(b), 2) for w, b in busy.items()},
+                "per_stage_slowdown_with_both_cores_busy": slowdown,
                 "per_image_results_identical": same, "arrays_compared": compared,
                 "seconds_all": {str(w): [round(t, 3) for t in ts] for w, ts in times.items()},
                 "versions": {"torch": torch.__version__, "python": platform.python_version()},
