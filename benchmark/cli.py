@@ -1,4 +1,4 @@
-"""Command line: run, list, show, leaderboard, check. User errors print one line and exit 2; failed cells and
+"""Command line: run, list, show, leaderboard, check, frontier. User errors print one line and exit 2; failed cells and
 robustness regressions exit 1."""
 from __future__ import annotations
 
@@ -63,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
                                                 "this config)")
     lb.add_argument("--from-entries", action="store_true",
                     help="re-render the views (Markdown, CSV, HTML, plots) from the JSON entries alone")
+    fr = sub.add_parser("frontier", help="the lesion GAN's frontier: fooled rate per direction vs visibility (detector "
+                                         "AUC, 1 - SSIM) over a grid of classifier_weight x fidelity_weight")
+    fr.add_argument("--config", type=Path, default=None, help="base config (default: configs/default.toml); its "
+                                                              "store is shared, so cached stages are reused")
+    fr.add_argument("--classifier-weight", type=float, nargs="+", default=None, metavar="W",
+                    help="classifier_weight values of the grid (default: 0 1 4 and the config's own)")
+    fr.add_argument("--fidelity-weight", type=float, nargs="+", default=None, metavar="F",
+                    help="fidelity_weight values of the grid (default: the config's x 1/4, 1 and 4)")
+    fr.add_argument("--models", nargs="+", default=None, metavar="M", help="only these models of the config")
+    fr.add_argument("--defenses", nargs="+", default=None, metavar="D", help="only these defenses of the config")
+    fr.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="stages computed at once (as for run --workers)")
+    fr.add_argument("--out", type=Path, default=None,
+                    help="folder for frontier.json, .md and .png (default: leaderboards/<dataset>/frontier)")
+    fr.add_argument("--no-progress", action="store_true", help="no progress bars (one line per grid point stays)")
     ck = sub.add_parser("check", help="CI gate: rerun a pinned small matrix, fail on robustness regressions "
                                       "beyond noise against the committed leaderboard")
     ck.add_argument("--config", type=Path, default=None, help=f"matrix to rerun (default: {CI_CONFIG.name})")
@@ -259,6 +274,22 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_frontier(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard.frontier import run_frontier
+
+    config = load_config(args.config)
+    if args.workers is not None and args.workers < 1:
+        raise BenchmarkError(f"--workers {args.workers}: must be at least 1")
+    out = args.out or config.run.leaderboards / config.dataset.name / "frontier"
+    result = run_frontier(config, out, args.classifier_weight, args.fidelity_weight, args.models, args.defenses,
+                          args.workers, progress=not args.no_progress)
+    for line in result.failed:
+        _console.print(f"[red]failed[/red] {escape(line)}")
+    _console.print(f"frontier: {len(result.points)} points written to {result.files['md'].parent} "
+                   "(frontier.json, frontier.md, frontier.png)")
+    return 1 if result.failed else 0
+
+
 def _baseline_folder(path: Path, dataset: str) -> Path:
     """A data set's leaderboard folder: path itself when it holds entries/ or is named so, else path/<dataset>."""
     return path if (path / "entries").is_dir() or path.name == dataset else path / dataset
@@ -322,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_leaderboard(args)
         if args.command == "check":
             return _cmd_check(args)
+        if args.command == "frontier":
+            return _cmd_frontier(args)
         return _cmd_show(args)
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
