@@ -1,9 +1,11 @@
 """Shared fixtures: a test plugin installed through real entry points, and tiny configs under tmp folders."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -53,6 +55,15 @@ def tiny_raw(tmp_path: Path) -> dict:
 def tiny_config(tmp_path: Path, **overrides: object) -> MatrixConfig:
     """tiny_raw with top-level sections replaced, validated."""
     return parse_config({**tiny_raw(tmp_path), **overrides}, "tiny.toml")
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """A script of benchmarks/ (not a package) imported as a module, so that tests can call its main()."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_toml(path: Path, raw: dict) -> Path:

@@ -1,18 +1,14 @@
 """The resolution benchmark's code path on two tiny sizes: every stage kind timed and measured, exponents fitted."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_resolution.py"
+from conftest import load_benchmark_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("bench_resolution", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("bench_resolution")
 
 
 def test_two_tiny_sizes_run_every_stage_and_fit_exponents(tmp_path: Path) -> None:

@@ -1,20 +1,15 @@
 """The GPU check script's code path on the CPU: every stage in both precisions, its checks, its JSON."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+from conftest import load_benchmark_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("gpu_check")
 
 
 def test_quick_cpu_run_passes_and_writes_every_stage_in_both_precisions(tmp_path: Path) -> None:

@@ -11,6 +11,15 @@ from benchmark.data.imageset import ImageSet
 __all__ = ["save_gallery", "save_attack_gallery", "pick_examples"]
 
 
+def _save(fig: object, path: Path | str) -> Path:
+    """Lay out and write a gallery figure as PNG (its folder created), returning the path."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def save_gallery(data: ImageSet | tuple[np.ndarray, np.ndarray, np.ndarray], path: Path, n: int = 8,
                  titles: Sequence[str] | None = None) -> Path:
     """Save the first n/2 positives and n/2 negatives (images, masks, labels) as a grid PNG with mask outlines."""
@@ -40,11 +49,7 @@ def save_gallery(data: ImageSet | tuple[np.ndarray, np.ndarray, np.ndarray], pat
             ax.contour(masks[i] > 0, levels=[0.5], colors="red", linewidths=0.8)
         name = f"{titles[i]}  " if titles is not None else ""
         ax.set_title(f"{name}{'positive' if labels[i] == 1 else 'negative'}", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path)
 
 
 def pick_examples(labels: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, n: int = 6) -> list[int]:
@@ -83,8 +88,4 @@ def save_attack_gallery(images: np.ndarray, adversarial: np.ndarray, labels: np.
         axes[2, j].imshow(diff[i], cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
         axes[2, j].set_title(f"difference (±{scale:.3f})", fontsize=8)
     fig.suptitle(f"{title}  (threshold {threshold:.2f}; rows: original, adversarial, difference)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return _save(fig, path)
