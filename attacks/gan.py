@@ -14,7 +14,7 @@ from torch import nn
 
 from benchmark.entry_api import AttackContext
 from benchmark.errors import BenchmarkError
-from benchmark.gan.training import SCHEDULE_OPTIONS, schedule_from_options
+from benchmark.gan.schedule import SCHEDULE_OPTIONS, schedule_from_options
 from benchmark.options import Option, read_options
 from benchmark.registry import register_attack
 

@@ -16,7 +16,7 @@ from benchmark.execution.matrix import run
 from benchmark.execution.planner import plan_matrix
 from benchmark.execution.store import Store
 from benchmark.gan.networks import FeatureDiscriminator, UNetGenerator, backbone_of
-from benchmark.gan.training import GanSchedule, schedule_from_options
+from benchmark.gan.schedule import GanSchedule, schedule_from_options
 from benchmark.training.model_factory import create_timm
 
 TINY_GAN = {"identity_steps": 5, "head_steps": 20, "joint_steps": 60, "batch_size": 8, "unet_base": 8,

@@ -16,7 +16,8 @@ from torch import nn
 from benchmark.data.imageset import ImageSet
 from benchmark.device import prepare_model
 from benchmark.entry_api import Defense
-from benchmark.gan.networks import DIRECTIONS, UNetGenerator
+from benchmark.gan.generators import build_generator
+from benchmark.gan.networks import DIRECTIONS
 from benchmark.training.model_factory import build_deployable, deployable_specs
 
 __all__ = ["DATA", "TRAIN", "GAN", "FAKES", "ATTACK", "SCORE", "read_data", "read_data_summary", "read_train_record",
@@ -113,14 +114,14 @@ def read_deployed(path: Path, params: dict, image_size: int, device: torch.devic
     return defense.wrap(model), defense, read_train_record(path)
 
 
-def read_generators(path: Path, device: torch.device) -> tuple[dict[str, UNetGenerator], dict]:
+def read_generators(path: Path, device: torch.device) -> tuple[dict[str, nn.Module], dict]:
     """The generators of a gan artifact (weights_only load), in eval mode on device, and its record."""
     record = _json(Path(path) / GAN.record)
     schedule = record["schedule"]
     states = torch.load(Path(path) / GAN.generators, map_location="cpu", weights_only=True)
     generators = {}
     for name in DIRECTIONS:
-        gen = UNetGenerator(schedule["unet_base"], schedule["unet_levels"], schedule["logit_skip"])
+        gen = build_generator(schedule)  # the fast preset's U-Net or the study's (schedule "preset")
         gen.load_state_dict(states[name])
         generators[name] = gen.to(device).eval()
     return generators, record

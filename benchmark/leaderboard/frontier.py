@@ -60,7 +60,7 @@ class GridPoint:
 
 
 def _schedule_defaults() -> dict[str, Any]:
-    from benchmark.gan.training import SCHEDULE_OPTIONS
+    from benchmark.gan.schedule import SCHEDULE_OPTIONS
 
     return {k: o.default for k, o in SCHEDULE_OPTIONS.items()}
 
@@ -85,7 +85,7 @@ def default_grid(config: MatrixConfig) -> tuple[list[float], list[float]]:
 
 
 def _check_weights(name: str, values: Sequence[float]) -> list[float]:
-    from benchmark.gan.training import SCHEDULE_OPTIONS
+    from benchmark.gan.schedule import SCHEDULE_OPTIONS
 
     high = SCHEDULE_OPTIONS[name].high
     for v in values:

@@ -8,7 +8,8 @@ import torch
 
 from benchmark.device import seed_everything
 from benchmark.execution.artifacts import GAN, read_data, read_deployed
-from benchmark.gan.training import schedule_from_options, train_gan
+from benchmark.gan.schedule import schedule_from_options
+from benchmark.gan.training import train_gan
 from benchmark.stages.context import StageContext
 
 __all__ = ["run"]
