@@ -12,6 +12,7 @@ from rich.table import Table
 
 from benchmark.config import budget_label, load_config
 from benchmark.errors import BenchmarkError
+from benchmark.reader_study.commands import add_parser as add_reader_study_parser
 from benchmark.registry import KINDS, list_components
 
 __all__ = ["CI_CONFIG", "main"]
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--update-baseline", action="store_true",
                     help="accept the rerun: write its leaderboard over the baseline folder")
     ck.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_reader_study_parser(sub)  # sets args.handler
     return p
 
 
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m benchmark`; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if getattr(args, "handler", None):
+            return args.handler(args)
         if args.command == "list":
             return _cmd_list(args.kind, args.name)
         if args.command == "run":

@@ -15,6 +15,7 @@ from benchmark.leaderboard.entry import (
     fmt_pct,
     standing,
 )
+from benchmark.reader_study.report import leaderboard_link
 
 __all__ = ["render_html"]
 
@@ -161,6 +162,8 @@ def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], 
              "that threshold. Click a column to sort. Marks: † adaptive white-box (BPDA/EOT), T transfer, "
              "B black-box. Rows shaded orange and numbered - are listed, not ranked: their verdict cannot be trusted "
              "(the reason is in the last column; every check is explained in docs/checks.md).</p>")]
+    if link := leaderboard_link(folder):  # a reader study published in this leaderboard folder
+        parts.insert(2, link)
     if overall:
         e = overall[0]
         parts.append(f'<p class="note">Config {escape(str(e.get("config_digest")))}, seed {e.get("seed")}, commit '
