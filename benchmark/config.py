@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
@@ -14,7 +15,8 @@ from benchmark.errors import BenchmarkError
 from benchmark.training.recipes import train_defaults
 
 __all__ = ["RunSettings", "DatasetSpec", "TrainSpec", "ModelSpec", "DefenseSpec", "AttackSpec", "MatrixConfig",
-           "load_config", "parse_config", "parse_budget", "budget_label", "DEFAULT_CONFIG"]
+           "load_config", "parse_config", "parse_budget", "parse_memory", "budget_label", "file_sha256",
+           "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,6 +36,7 @@ class RunSettings:
     device: str = "auto"
     store: Path = Path("runs")
     leaderboards: Path = Path("leaderboards")
+    max_memory: int | None = None  # bytes a stage may use for its batches (None: the device's free memory)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class TrainSpec:
     checkpoint: str | None = None  # local path to a state_dict; loaded with weights_only=True
     augment: str = "light"  # "light": vertical flip + gamma; "strong": also mirror and shift (benchmark.training.loop)
     distill: str | None = None  # a registered model to distil from (its undefended weights; benchmark.training.losses)
+    pretrained_file: str | None = None  # local timm weights (ImageNet): head dropped, first conv summed to 1 channel
+    pretrained_sha256: str | None = None  # the file's content hash, set by the parser: part of the train stage's key
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,9 @@ class MatrixConfig:
 
 
 _SECTIONS = {"run", "dataset", "training", "models", "defenses", "attacks", "attack"}
-_RUN_KEYS = {"name", "seed", "device", "store", "leaderboards"}
+_RUN_KEYS = {"name", "seed", "device", "store", "leaderboards", "max_memory"}
 _DATA_KEYS = {"name", "image_size", "split", "options", "skip_bad"}
-_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint", "augment", "distill"}
+_TRAIN_KEYS = {"epochs", "batch_size", "lr", "weight_decay", "checkpoint", "augment", "distill", "pretrained_file"}
 AUGMENTATIONS = ("light", "strong")
 _ATTACK_SECTION_KEYS = {"batch_size", "sanity_budget"}
 
@@ -204,7 +209,53 @@ def budget_label(eps: float) -> str:
     return f"{eps:.4g}"
 
 
+_MEMORY_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                 "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory(value: Any) -> int:
+    """A memory size in bytes: an integer number of bytes, or a string such as '8GB', '512 MiB'."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", value)
+        if not match or match.group(2).lower() not in _MEMORY_UNITS:
+            raise ValueError(f"cannot read {value!r}; write bytes or a size such as \"8GB\" or \"512MiB\"")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    else:
+        raise ValueError(f"cannot read {value!r}; write bytes or a size such as \"8GB\" or \"512MiB\"")
+    size = int(number * _MEMORY_UNITS[unit])
+    if size < 1:
+        raise ValueError(f"{value!r} is not a positive size")
+    return size
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pretrained(check: _Checker, table: dict, base: TrainSpec, where: str) -> tuple[str | None, str | None]:
+    """pretrained_file and its content hash (the hash keys the train stage: a changed file retrains)."""
+    path = check.typed(table, "pretrained_file", str, base.pretrained_file, where)
+    if path is None:
+        return None, None
+    if path == base.pretrained_file and base.pretrained_sha256:
+        return path, base.pretrained_sha256
+    try:
+        return path, file_sha256(Path(path).expanduser())
+    except OSError as exc:
+        raise check.fail(f"{where}.pretrained_file", f"cannot read {path!r} ({exc.strerror}); give the path of a "
+                                                     "local timm state_dict (torch.save(model.state_dict(), path))"
+                         ) from None
+
+
 def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> TrainSpec:
+    pretrained_file, pretrained_sha256 = _pretrained(check, table, base, where)
     return TrainSpec(
         epochs=check.within(table, "epochs", int, base.epochs, where, EPOCHS_RANGE),
         batch_size=check.within(table, "batch_size", int, base.batch_size, where, BATCH_RANGE),
@@ -213,6 +264,7 @@ def _train_spec(check: _Checker, table: dict, base: TrainSpec, where: str) -> Tr
         checkpoint=check.typed(table, "checkpoint", str, base.checkpoint, where),
         augment=check.choice(table, "augment", AUGMENTATIONS, base.augment, where),
         distill=check.typed(table, "distill", str, base.distill, where),  # the name is checked by the planner
+        pretrained_file=pretrained_file, pretrained_sha256=pretrained_sha256,
     )
 
 
@@ -231,6 +283,15 @@ def _entry_list(check: _Checker, raw: Any, section: str) -> list[dict]:
     return out
 
 
+def _max_memory(check: _Checker, run_t: dict) -> int | None:
+    if run_t.get("max_memory") is None:
+        return None
+    try:
+        return parse_memory(run_t["max_memory"])
+    except ValueError as exc:
+        raise check.fail("run.max_memory", str(exc)) from None
+
+
 def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     """Validate a raw TOML dict into a MatrixConfig (entry names are checked by the planner)."""
     check = _Checker(source)
@@ -242,7 +303,8 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     seed = check.within(run_t, "seed", int, 0, "run", SEED_RANGE)
     run = RunSettings(name=check.typed(run_t, "name", str, "default", "run"), seed=seed, device=device,
                       store=Path(check.typed(run_t, "store", str, "runs", "run")),
-                      leaderboards=Path(check.typed(run_t, "leaderboards", str, "leaderboards", "run")))
+                      leaderboards=Path(check.typed(run_t, "leaderboards", str, "leaderboards", "run")),
+                      max_memory=_max_memory(check, run_t))
 
     data_t = check.keys(raw.get("dataset"), _DATA_KEYS, "dataset") if "dataset" in raw else None
     if data_t is None or "name" not in data_t:

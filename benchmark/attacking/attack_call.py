@@ -93,6 +93,7 @@ def call_attack(component: Any, model: nn.Module, x: torch.Tensor, y: torch.Tens
     semantic = card.threat == "semantic"
     check_batch(name, card.threat, x, y, None if semantic else eps)
     options = read_options(name, dict(ctx.options or {}), card.options)
-    run_ctx = replace(ctx, options=options, generator=generator(x.device, ctx.seed))
+    # a generator already set is a chunk's, shared by its micro-batches (benchmark/stages/attack.py)
+    run_ctx = replace(ctx, options=options, generator=ctx.generator or generator(x.device, ctx.seed))
     x_adv = component.obj(model, x, y, eps, run_ctx)
     return check_output(name, card.threat, x_adv, x, eps)

@@ -129,7 +129,7 @@ def run(config: MatrixConfig, force: tuple[str, ...] = (), progress: bool = True
         torch.set_num_threads(max(1, torch.get_num_threads()))
     store = Store(config.run.store)
     ctx = StageContext(device, config.attack_batch_size, progress, cache_dir=config.run.store / "cache",
-                       secrets_dir=config.run.store / "secrets")
+                       secrets_dir=config.run.store / "secrets", max_memory=config.run.max_memory)
     run_dir = _new_run_dir(config.run.store / "records", started, config.digest())
     run_id = run_dir.name
     if backend == "ray":  # each computed stage's output goes to run_dir/logs/<key>.log

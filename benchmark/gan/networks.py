@@ -10,6 +10,7 @@ from torch import nn
 
 from benchmark.device import autocast
 from benchmark.errors import BenchmarkError
+from benchmark.memory_fit import micro_batches
 
 __all__ = ["DIRECTIONS", "UNetGenerator", "FeatureDiscriminator", "apply_generators", "backbone_of"]
 
@@ -103,8 +104,8 @@ def apply_generators(generators: dict[str, UNetGenerator], images: np.ndarray, l
     for name, (source, _) in DIRECTIONS.items():
         idx = np.flatnonzero(np.asarray(labels) == source)
         gen = generators[name].eval()
-        for i in range(0, len(idx), batch_size):
-            part = idx[i:i + batch_size]
+        for piece in micro_batches(len(idx), batch_size):  # no lone image: same bits at any batch size
+            part = idx[piece]
             x = torch.as_tensor(images[part], dtype=torch.float32).to(device)
             with autocast(device):
                 out[part] = gen(x).float().clamp(0, 1).cpu().numpy()

@@ -125,6 +125,8 @@ def _entry(model: str, defense: str, items: list[tuple[dict, dict]], dataset: st
         "detection": first.get("detection"),  # detecting defenses: {detection_rate, false_alarm_rate}
         "code_versions": code_versions or {},
     }
+    if first.get("pretrained"):  # trained from a local weights file (train setting pretrained_file)
+        entry["pretrained"] = {k: first["pretrained"][k] for k in ("file", "sha256")}
     entry["worst_case_robust_accuracy"], entry["worst_case_over"] = _worst(entry, "overall")
     entry["robust_balanced_accuracy"] = _worst_balanced(entry, "overall")
     entry["worst_case_by_threat"] = {b: _worst(entry, b)[0] for b in BOARDS[1:] if board_attacks(entry, b)}

@@ -129,7 +129,8 @@ def _clean_only(stage: dict, store: Store) -> tuple[dict, dict] | None:
            "threshold": threshold, "train_seconds": info["seconds"], "n_test": len(test),
            "defense_info": info.get("defense_info"), "teacher": info.get("teacher"),
            "masking_probe": info.get("masking_probe"), "eot_samples": info.get("eot_samples", 1),
-           "detection": info.get("detection")}
+           "detection": info.get("detection"),
+           **({"pretrained": info["pretrained"]} if info.get("pretrained") else {})}
     return to_jsonable(row), {"ids": test.ids.astype(str), "labels": test.labels, "clean_correct": correct}
 
 

@@ -58,6 +58,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
         "teacher": train_info.get("teacher"),  # the model it was distilled from (recipe key distill), or None
         "masking_probe": train_info.get("masking_probe"),  # None for train artifacts made before the probe
     }
+    if train_info.get("pretrained"):  # trained from a local weights file: its name and sha256
+        row["pretrained"] = train_info["pretrained"]
     if attack_info.get("visibility") is not None:  # GAN cells: how visible the fakes are
         row["visibility"] = attack_info["visibility"]
     detection = train_info.get("detection") or attack_info.get("detection")

@@ -18,6 +18,7 @@ from benchmark.training.inference import predict_manipulation, predict_proba
 from benchmark.training.loop import train_classifier
 from benchmark.training.losses import make_loss
 from benchmark.training.model_factory import build_deployable, deployable_specs, load_checkpoint
+from benchmark.training.pretrained import load_pretrained
 
 __all__ = ["DEFAULT_FALSE_ALARM_RATE", "run"]
 
@@ -30,6 +31,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
     data = read_data(inputs["data"])
     model_spec, defense_spec = deployable_specs(params)
     model, defense = build_deployable(model_spec, defense_spec, data.images.shape[-1])
+    pretrained = load_pretrained(model, model_spec.train.pretrained_file, model_spec.train.pretrained_sha256) \
+        if model_spec.train.pretrained_file else None  # local ImageNet-style weights: where training starts
     if model_spec.train.checkpoint:
         load_checkpoint(model, model_spec.train.checkpoint)
     device = ctx.device
@@ -63,7 +66,7 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
     np.savez(out / TRAIN.predictions, val=val_scores, test=test_scores, **extra)
     (out / TRAIN.record).write_text(json.dumps({
         "model": model_spec.name, "defense": defense_spec.name, "defense_info": defense.describe(),
-        "teacher": model_spec.train.distill,
+        "teacher": model_spec.train.distill, "pretrained": pretrained,
         "best_epoch": result.best_epoch, "val_auc": result.val_auc, "threshold": threshold,
         "seconds": result.seconds, "history": result.history,
         "parameters": sum(p.numel() for p in model.parameters()), "detection": detection,

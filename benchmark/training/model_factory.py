@@ -32,7 +32,7 @@ def create_timm(name: str, image_size: int, num_classes: int = 2, **kwargs: Any)
     default on: forward sees (x - 0.5) / 0.25); other kwargs pass through (e.g. img_size, global_pool)."""
     if kwargs.pop("pretrained", False):
         raise BenchmarkError(f"model {name}: pretrained weights cannot be downloaded here; "
-                             "give a local file as checkpoint = \"path\" instead")
+                             "give a local timm weights file as pretrained_file = \"path\" instead")
     standardize = kwargs.pop("standardize", True)
     if not isinstance(standardize, bool):
         raise BenchmarkError(f"model {name}: option standardize = {standardize!r} must be true or false")
