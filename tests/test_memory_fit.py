@@ -16,7 +16,7 @@ from benchmark.execution.artifacts import ATTACK
 from benchmark.execution.matrix import run
 from benchmark.execution.store import Store
 from benchmark.gan.networks import UNetGenerator
-from benchmark.memory_fit import MEMORY_SAFETY, available_bytes, fit_batch, probe_bytes
+from benchmark.memory_fit import MEMORY_SAFETY, available_bytes, fit_batch, micro_batches, probe_bytes
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import fakes as fakes_stage
 from benchmark.stages.context import StageContext
@@ -115,3 +115,23 @@ def test_an_attack_squeezed_into_max_memory_gives_the_same_images_bit_for_bit(tm
             np.testing.assert_array_equal(a["scores"], b["scores"])
         with pytest.raises(BenchmarkError, match=r"^stage attack: one image needs .* raise run\.max_memory"):
             attack_stage.run(stage.params, inputs, out, StageContext(CPU, 64, False, max_memory=per_image // 2))
+
+
+def test_checkpointed_generator_blocks_give_the_same_gradients_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    gen = UNetGenerator(base=4, levels=3, logit_skip=False)
+    x = torch.rand(2, 1, 64, 64)
+    grads = []
+    for checkpointed in (False, True):
+        gen.zero_grad()
+        gen.checkpoint_blocks = checkpointed
+        gen(x).square().mean().backward()
+        grads.append([p.grad.clone() for p in gen.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+
+
+def test_micro_batches_never_leave_a_lone_image() -> None:
+    def sizes(n: int, size: int) -> list[int]:
+        return [s.stop - s.start for s in micro_batches(n, size)]
+    assert sizes(9, 4) == [4, 3, 2] and sizes(5, 2) == [2, 3] and sizes(12, 5) == [5, 5, 2]
+    assert sizes(1, 4) == [1] and sizes(2, 1) == [1, 1] and sizes(64, 64) == [64]
