@@ -18,20 +18,33 @@ from benchmark.gan.schedule import SCHEDULE_OPTIONS, schedule_from_options
 from benchmark.options import Option, read_options
 from benchmark.registry import register_attack
 
-__all__ = ["gan", "gan_transfer", "check_options", "GAN_OPTIONS", "TRANSFER_OPTIONS"]
+__all__ = ["gan", "gan_adaptive", "gan_transfer", "check_options", "ADAPTIVE_OPTIONS", "GAN_OPTIONS",
+           "TRANSFER_OPTIONS"]
 
-GAN_OPTIONS: dict[str, Option] = dict(SCHEDULE_OPTIONS)
+GAN_OPTIONS: dict[str, Option] = {
+    **SCHEDULE_OPTIONS, "seeds": Option(1, int, "GAN trainings with different seeds; the cell reports each seed's "
+                                                "fooled rates, their mean and spread", low=1, high=20)}
+# The adaptive attacker: the white-box GAN that also steers the attacked model and evades a detection head.
+ADAPTIVE_OPTIONS: dict[str, Option] = {
+    **GAN_OPTIONS, "classifier_weight": Option(1.0, float, "weight of the attacked classifier's loss plus its "
+                                                           "detection head's (the attacker knows the defense)",
+                                               low=0, high=1e6)}
 TRANSFER_OPTIONS: dict[str, Option] = {
     **GAN_OPTIONS, "surrogate": Option(None, str, "model of the matrix the fakes are made against (default: the "
                                                   "first model)")}
 
 
 def check_options(name: str, options: dict[str, Any], transfer: bool) -> dict[str, Any]:
-    """Validate a GAN attack's options (schedule knobs, and `surrogate` for transfer); return them as given (the
-    gan stage's parameters, and so its cache key, hold only what the config wrote)."""
-    read_options(name, options, TRANSFER_OPTIONS if transfer else GAN_OPTIONS)
+    """Validate a GAN attack's options (schedule knobs, `seeds`, and `surrogate` for transfer); return them as given,
+    plus the adaptive attacker's classifier_weight default (the gan stage's parameters, and so its cache key, hold
+    what the config wrote and what the attack's name implies)."""
+    spec = TRANSFER_OPTIONS if transfer else ADAPTIVE_OPTIONS if name == "gan-adaptive" else GAN_OPTIONS
+    read_options(name, options, spec)
+    options = dict(options)
+    if name == "gan-adaptive":
+        options.setdefault("classifier_weight", ADAPTIVE_OPTIONS["classifier_weight"].default)
     schedule_from_options(options, f"attacks.{name}")
-    return dict(options)
+    return options
 
 
 def _fakes(name: str, x: torch.Tensor, ctx: AttackContext) -> torch.Tensor:
@@ -46,6 +59,12 @@ def _fakes(name: str, x: torch.Tensor, ctx: AttackContext) -> torch.Tensor:
 def gan(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
     """Lesion GAN (Zhou et al. 2021), white-box: generators trained against the attacked model's own features."""
     return _fakes("gan", x, ctx)
+
+
+@register_attack("gan-adaptive", threat="semantic", access="white-box", needs="fakes", options=ADAPTIVE_OPTIONS)
+def gan_adaptive(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, ctx: AttackContext) -> torch.Tensor:
+    """Lesion GAN, adaptive: white-box generators that also steer the attacked model and evade its detection head."""
+    return _fakes("gan-adaptive", x, ctx)
 
 
 @register_attack("gan-transfer", threat="semantic", access="transfer", needs="fakes",

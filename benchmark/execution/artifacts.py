@@ -23,7 +23,7 @@ from benchmark.training.model_factory import build_deployable, deployable_specs
 __all__ = ["DATA", "TRAIN", "GAN", "FAKES", "ATTACK", "SCORE", "read_data", "read_data_summary", "read_train_record",
            "read_clean_scores",
            "read_clean_manipulation", "read_deployed", "read_generators", "read_fakes", "read_attack",
-           "read_manipulation", "read_score", "stored_gallery"]
+           "read_manipulation", "read_seed_scores", "read_score", "stored_gallery"]
 
 
 class DataFiles(NamedTuple):
@@ -145,6 +145,12 @@ def read_manipulation(path: Path) -> np.ndarray | None:
     """A detecting defense's "manipulated" logit on each attacked image of an attack artifact (None for others)."""
     with np.load(Path(path) / ATTACK.images, allow_pickle=False) as z:
         return z["manipulation"] if "manipulation" in z.files else None
+
+
+def read_seed_scores(path: Path) -> np.ndarray | None:
+    """P(positive) on the fakes of a GAN cell's further seeds, one row per seed after the first (None: one seed)."""
+    with np.load(Path(path) / ATTACK.images, allow_pickle=False) as z:
+        return z["seed_scores"] if "seed_scores" in z.files else None
 
 
 def read_score(path: Path) -> tuple[dict, dict[str, np.ndarray]]:

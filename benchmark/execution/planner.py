@@ -124,8 +124,9 @@ def plan_matrix(config: MatrixConfig) -> Plan:
                               "train": train_params, "seed": seed}
                     label = f"{attack.name}@{budget_label(eps)} vs {model.name}+{defense.name}"
                     deps = {"data": data, "train": train}
-                    if "fakes" in a_entry.card.needs:
-                        deps["fakes"] = _fakes_stage(b, config, data, attack, a_entry, (train, train_params, versions))
+                    if "fakes" in a_entry.card.needs:  # one fakes stage per GAN seed (option `seeds`)
+                        fakes = _fakes_stage(b, config, data, attack, a_entry, (train, train_params, versions))
+                        deps.update({"fakes" if k == 0 else f"fakes_{k}": f for k, f in enumerate(fakes)})
                     att = b.add("attack", f"attack {label}", params, deps,
                                 {**versions, f"attack:{attack.name}": a_entry.version})
                     score = b.add("score", f"score {label}",
@@ -191,33 +192,39 @@ def _teacher(b: _Builder, config: MatrixConfig, data: Stage, model: ModelSpec) -
     return b.add("train", f"train {name}+none", params, {"data": data}, versions), params
 
 
+GAN_SEED_STRIDE = 1000  # GAN seed k trains with run.seed + 1000 k (each direction adds 0 or 1 to its seed)
+
+
 def _gan_fakes(b: _Builder, config: MatrixConfig, data: Stage, train: Stage, params: dict, versions: dict[str, str],
-               schedule: dict) -> Stage:
-    """gan -> fakes against the classifier of `train`. The generators depend on that classifier, not on which cell
-    asked for them: transfer fakes made against a surrogate are the white-box fakes of the surrogate's own cell."""
-    who = f"{params['model']['name']}+{params['defense']['name']}"
-    gan = b.add("gan", f"gan vs {who}", {"options": schedule, "target": params, "seed": config.run.seed},
+               schedule: dict, k: int = 0) -> Stage:
+    """gan -> fakes against the classifier of `train` (GAN seed k). The generators depend on that classifier, not on
+    which cell asked for them: transfer fakes made against a surrogate are the white-box fakes of its own cell."""
+    who = f"{params['model']['name']}+{params['defense']['name']}" + (f" (seed {k})" if k else "")
+    seed = config.run.seed + GAN_SEED_STRIDE * k
+    gan = b.add("gan", f"gan vs {who}", {"options": schedule, "target": params, "seed": seed},
                 {"data": data, "train": train}, versions)
-    return b.add("fakes", f"fakes vs {who}", {"seed": config.run.seed}, {"data": data, "gan": gan}, {})
+    return b.add("fakes", f"fakes vs {who}", {"seed": seed}, {"data": data, "gan": gan}, {})
 
 
 def _schedule(attack: object, entry: object) -> dict:
     from benchmark.attacks.gan import check_options
 
     options = check_options(attack.name, dict(attack.options), entry.card.access == "transfer")
-    return {k: v for k, v in options.items() if k != "surrogate"}
+    return {k: v for k, v in options.items() if k not in ("surrogate", "seeds")}
 
 
 def _fakes_stage(b: _Builder, config: MatrixConfig, data: Stage, attack: object, entry: object,
-                 target: tuple[Stage, dict, dict[str, str]]) -> Stage:
-    """The fakes a GAN attack cell uses: made against the attacked model (white-box) or the surrogate (transfer)."""
+                 target: tuple[Stage, dict, dict[str, str]]) -> list[Stage]:
+    """The fakes a GAN attack cell uses, one per GAN seed: made against the attacked model (white-box) or the
+    surrogate (transfer)."""
     schedule = _schedule(attack, entry)
+    seeds = int(attack.options.get("seeds") or 1)
     if entry.card.access == "transfer":
         params, versions = _surrogate(config, attack.options.get("surrogate", config.models[0].name), attack.name)
         train = b.add("train", f"train {params['model']['name']}+none", params, {"data": data}, versions)
     else:
         train, params, versions = target
-    return _gan_fakes(b, config, data, train, params, versions, schedule)
+    return [_gan_fakes(b, config, data, train, params, versions, schedule, k) for k in range(seeds)]
 
 
 def _defense_fakes(b: _Builder, config: MatrixConfig, data: Stage, model: object, attacks: list) -> Stage:
