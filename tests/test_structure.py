@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "benchmark"
-WINGS = {"execution", "data", "training", "attacking", "gan", "leaderboard", "stages"}
+WINGS = {"execution", "data", "training", "attacking", "gan", "leaderboard", "stages", "reader_study"}
 ENTRY_FOLDERS = {"benchmark.models": "models", "benchmark.attacks": "attacks", "benchmark.defenses": "defenses",
                  "benchmark.datasets": "datasets"}
 

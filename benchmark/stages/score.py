@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.attacking.perturbation import perturbation_metrics
+from benchmark.attacking.seeds import seed_summary
 from benchmark.execution.artifacts import (
     SCORE,
     read_attack,
@@ -14,6 +15,7 @@ from benchmark.execution.artifacts import (
     read_clean_scores,
     read_data,
     read_manipulation,
+    read_seed_scores,
     read_train_record,
 )
 from benchmark.metrics import attack_outcome, classification_metrics, detection_outcome, to_jsonable
@@ -62,6 +64,10 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
         row["pretrained"] = train_info["pretrained"]
     if attack_info.get("visibility") is not None:  # GAN cells: how visible the fakes are
         row["visibility"] = attack_info["visibility"]
+    seed_scores = read_seed_scores(inputs["attack"])
+    if seed_scores is not None:  # GAN cells over several GAN trainings: each seed's rates, their mean and spread
+        row["seeds"] = seed_summary(test.labels, clean_scores, [adv_scores, *seed_scores], threshold)
+        row["seeds"]["visibility"] = [attack_info.get("visibility"), *attack_info.get("seed_visibility", [])]
     detection = train_info.get("detection") or attack_info.get("detection")
     if detection is not None:  # detecting defenses: fakes flagged as manipulated, and real images flagged
         row["detection"] = detection
