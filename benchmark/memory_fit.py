@@ -53,12 +53,13 @@ def available_bytes(device: torch.device, max_memory: int | None) -> tuple[int, 
 
 
 class _AllocationCounter(TorchDispatchMode):
-    """Sums the bytes of every tensor any operation returns (views and in-place results share storage: skipped)."""
+    """Sums the bytes of every storage any operation returns, each once (views and in-place results share one)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
         self._seen: set[int] = set()
+        self._held: list = []  # counted storages stay alive until the probe ends: a freed address is never reused
 
     def __torch_dispatch__(self, func: object, types: object, args: tuple = (), kwargs: dict | None = None) -> object:
         out = func(*args, **(kwargs or {}))
@@ -67,6 +68,7 @@ class _AllocationCounter(TorchDispatchMode):
                 storage = t.untyped_storage()
                 if storage.data_ptr() not in self._seen:
                     self._seen.add(storage.data_ptr())
+                    self._held.append(storage)
                     self.total += storage.nbytes()
         return out
 
