@@ -74,7 +74,14 @@ class _AllocationCounter(TorchDispatchMode):
 
 
 def probe_bytes(probe: Callable[[], object], device: torch.device) -> int:
-    """Peak bytes one call of probe adds on device (CUDA: measured; CPU: every allocation summed, an upper bound)."""
+    """Peak bytes one call of probe adds on device (CUDA: measured; CPU: every allocation summed, an upper bound).
+    The random state is restored afterwards: a random defense probed draws nothing from the stage's streams."""
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        return _probe_bytes(probe, device)
+
+
+def _probe_bytes(probe: Callable[[], object], device: torch.device) -> int:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -135,3 +135,11 @@ def test_micro_batches_never_leave_a_lone_image() -> None:
         return [s.stop - s.start for s in micro_batches(n, size)]
     assert sizes(9, 4) == [4, 3, 2] and sizes(5, 2) == [2, 3] and sizes(12, 5) == [5, 5, 2]
     assert sizes(1, 4) == [1] and sizes(2, 1) == [1, 1] and sizes(64, 64) == [64]
+
+
+def test_the_probe_leaves_the_random_streams_where_they_were() -> None:
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    probe_bytes(lambda: torch.rand(100), CPU)
+    assert torch.equal(torch.rand(4), expected)
