@@ -31,6 +31,7 @@ from benchmark.leaderboard.entry import (
     worst_flags,
 )
 from benchmark.leaderboard.markdown import render_boards_markdown, render_csv
+from benchmark.leaderboard.seed_spread import seed_view
 from benchmark.metrics import balanced_accuracy, rate, to_jsonable
 from benchmark.names import NAME_PATTERN, NAME_RULE
 
@@ -58,6 +59,8 @@ def _attack_record(row: dict, flags: dict | None = None) -> dict:
         a["robust_balanced_accuracy"] = balanced_accuracy(flags["labels"], flags["robust"])
     if row.get("visibility") is not None:
         a["visibility"] = row["visibility"]
+    if row.get("seeds") is not None:  # a GAN cell over several GAN trainings
+        a["seeds"] = seed_view(row["seeds"])
     return a
 
 
@@ -80,6 +83,8 @@ def _gan_row(a: dict) -> dict:
            "area_changed": (vis.get("area_changed") or {}).get("mean_fraction_of_breast"),
            "detector_auc": {k: (detector.get("auc") or {}).get(k) for k in ("value", "lo", "hi")},
            "detector_accuracy": detector.get("accuracy"), "seconds": a["attack_seconds"]}
+    if a.get("seeds"):
+        out["seeds"] = a["seeds"]
     return out
 
 

@@ -3,7 +3,9 @@
 A score regresses when its drop is statistically real, not beyond a fixed epsilon:
 - where both sides have per-image flags of the same images (ids hashed in the entries), an exact one-sided McNemar
   test on the paired flags, with Holm's correction over all paired scores (family-wise error alpha, 5% default);
-- otherwise (AUC, GAN fooled rates, other images) the 95% intervals: a regression when they are disjoint.
+- otherwise (AUC, GAN fooled rates, other images) the 95% intervals: a regression when they are disjoint; a GAN cell
+  trained over several seeds compares its band (the union of its per-seed intervals), so a rate regresses only
+  beyond the spread across GAN trainings.
 A baseline entry or score missing from the rerun fails too (a renamed metric or attack reads as missing); new ones
 and improvements are reported and pass.
 """
@@ -57,6 +59,7 @@ class _Score:
     value: dict
     flags: np.ndarray | None
     higher_is_better: bool = True
+    band: tuple[float, float] | None = None  # GAN cells over several seeds: the union of the per-seed intervals
 
     def text(self) -> str:
         return fmt_auc(self.value) if self.kind == "auc" else fmt_pct(self.value)
@@ -88,7 +91,9 @@ def _scores(entry: dict) -> dict[str, _Score]:
     for g in entry.get("gan", []):
         for key, name in (("pos_to_neg", "positives made negative"), ("neg_to_pos", "negatives made positive"),
                           ("overall", "fooled overall")):
-            found[f"{g.get('attack')} {name}"] = _Score("rate", _get(g, key), None, higher_is_better=False)
+            spread = ((g.get("seeds") or {}).get("threshold") or {}).get(key) or {}
+            band = (spread["band_lo"], spread["band_hi"]) if spread.get("band_lo") is not None else None
+            found[f"{g.get('attack')} {name}"] = _Score("rate", _get(g, key), None, higher_is_better=False, band=band)
     detection = entry.get("detection") or {}
     if detection:
         found["fakes detected"] = _Score("rate", _get(detection, "detection_rate"), None)
@@ -111,10 +116,12 @@ def _interval_status(base: _Score, new: _Score) -> str:
     b, n = base.value, new.value
     if b.get("value") == n.get("value"):
         return "same"
-    if None in (b.get("lo"), b.get("hi"), n.get("lo"), n.get("hi")):
+    b_lo, b_hi = base.band or (b.get("lo"), b.get("hi"))
+    n_lo, n_hi = new.band or (n.get("lo"), n.get("hi"))
+    if None in (b_lo, b_hi, n_lo, n_hi):
         return "noise"
-    worse = n["hi"] < b["lo"] if base.higher_is_better else n["lo"] > b["hi"]
-    better = n["lo"] > b["hi"] if base.higher_is_better else n["hi"] < b["lo"]
+    worse = n_hi < b_lo if base.higher_is_better else n_lo > b_hi
+    better = n_lo > b_hi if base.higher_is_better else n_hi < b_lo
     return "regressed" if worse else "improved" if better else "noise"
 
 
@@ -161,7 +168,8 @@ def compare(baseline: list[dict], current: list[dict], alpha: float = ALPHA) -> 
                     paired.append((c, worse["p_value"], better["p_value"]))
             else:
                 status = _interval_status(b, n)
-                test = "bootstrap intervals" if b.kind == "auc" else "Wilson intervals"
+                test = "bootstrap intervals" if b.kind == "auc" else \
+                    "Wilson intervals over GAN seeds" if b.band or n.band else "Wilson intervals"
                 out.append(Comparison(name, score, b.text(), n.text(), test, None, status))
         out += [Comparison(name, s, "-", n.text(), "", None, "new") for s, n in n_scores.items() if s not in b_scores]
     base_names = {key(e) for e in baseline}

@@ -15,6 +15,7 @@ from benchmark.leaderboard.entry import (
     fmt_pct,
     standing,
 )
+from benchmark.leaderboard.seed_spread import seed_table_html
 from benchmark.reader_study.report import leaderboard_link
 
 __all__ = ["render_html"]
@@ -142,7 +143,7 @@ def _gan(entries: list[dict]) -> str:
             "point and at argmax (the study's); visibility of the edits inside the breast; a real-vs-fake detector's "
             "test AUC (interval bootstrapped over image pairs).</p>"
             f'<div class="scroll"><table class="sortable" id="gan-table"><thead><tr>{ths}</tr></thead><tbody>\n'
-            + "\n".join(rows) + "\n</tbody></table></div>" + detection)
+            + "\n".join(rows) + "\n</tbody></table></div>" + seed_table_html(entries) + detection)
 
 
 def _figure(src: str, caption: str, alt: str) -> str:

@@ -16,6 +16,7 @@ from benchmark.leaderboard.entry import (
     md_text,
     standing,
 )
+from benchmark.leaderboard.seed_spread import seed_table
 
 __all__ = ["render_boards_markdown", "render_csv"]
 
@@ -83,6 +84,9 @@ def _gan_table(entries: list[dict]) -> list[str]:
     lines = ["At the leaderboard's operating point (each entry's validation threshold, the one its attacks aim at):",
              "", *_gan_rows(entries, False), "",
              "At argmax (P(positive) >= 0.5), the study's operating point:", "", *_gan_rows(entries, True)]
+    spread = seed_table(entries)
+    if spread:
+        lines += ["", *spread]
     detections = [e for e in entries if e.get("detection")]
     if detections:
         lines += ["", ("Detecting defenses (a \"manipulated\" head): transfer fakes of the test split (made against "

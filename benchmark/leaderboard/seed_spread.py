@@ -1,0 +1,83 @@
+"""GAN cells trained over several seeds on the board: each seed's Wilson intervals, the mean and the spread.
+
+The spread band of a rate is the union of its per-seed 95% intervals; the CI gate calls a GAN rate regressed only
+when the rerun's band lies entirely above the baseline's (benchmark/leaderboard/gate.py).
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from benchmark.leaderboard.entry import fmt_pct, md_text, study_views
+
+__all__ = ["seed_view", "seed_table", "seed_table_html", "RATES"]
+
+RATES = (("pos_to_neg", "positives made negative"), ("neg_to_pos", "negatives made positive"),
+         ("study_mix", "at the study's mix (44:319)"), ("overall", "pooled here"))
+
+
+def _spread(per_seed: list[dict], key: str) -> dict[str, Any]:
+    rates = [s[key] for s in per_seed]
+    values = [r["value"] for r in rates if r.get("value") == r.get("value")]  # drop NaN (no image of that kind)
+    if not values:
+        return {"mean": None, "min": None, "max": None, "band_lo": None, "band_hi": None, "per_seed": rates}
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values),
+            "band_lo": min(r["lo"] for r in rates if r.get("lo") is not None),
+            "band_hi": max(r["hi"] for r in rates if r.get("hi") is not None), "per_seed": rates}
+
+
+def seed_view(seeds: dict | None) -> dict | None:
+    """A score row's `seeds` summary as the board shows it: per operating point and rate, the per-seed intervals,
+    their mean, min, max and band (None for a one-seed cell)."""
+    if not seeds or seeds.get("n", 1) < 2:
+        return None
+    out: dict[str, Any] = {"n": seeds["n"]}
+    for point in ("threshold", "argmax"):
+        per_seed = [{**s, **study_views(s["pos_to_neg"], s["neg_to_pos"])} for s in seeds[point]["per_seed"]]
+        out[point] = {key: _spread(per_seed, key) for key, _ in RATES}
+    out["detector_auc"] = [((v or {}).get("detector") or {}).get("auc", {}).get("value")
+                           for v in seeds.get("visibility") or []]
+    return out
+
+
+def _cell(s: dict) -> str:
+    if s["mean"] is None:
+        return "n/a"
+    seeds = "; ".join(fmt_pct(r) for r in s["per_seed"])
+    return f"{100 * s['mean']:.1f}% ({100 * s['min']:.0f}-{100 * s['max']:.0f}; seeds: {seeds})"
+
+
+def seed_table(entries: list[dict]) -> list[str]:
+    """Markdown lines: every GAN cell with several seeds, mean (min-max; each seed) per rate, at both operating
+    points; [] when no cell has more than one seed."""
+    rows = [(e, g) for e in entries for g in e.get("gan", []) if g.get("seeds")]
+    if not rows:
+        return []
+    head = ["model", "defense", "attack", "seeds", "operating point", *(name for _, name in RATES)]
+    lines = ["GAN cells over several GAN trainings: mean fooled rate (min-max over seeds; each seed's rate). The "
+             "tables above show the first seed; one GAN training is not a measurement.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e, g in rows:
+        s = g["seeds"]
+        for point, label in (("threshold", "validation threshold"), ("argmax", "argmax")):
+            lines.append("| " + " | ".join([md_text(e["model"]), md_text(e["defense"]), md_text(g["attack"]),
+                                            str(s["n"]), label, *(_cell(s[point][k]) for k, _ in RATES)]) + " |")
+    return lines
+
+
+def seed_table_html(entries: list[dict]) -> str:
+    """The same table for the page ('' when no cell has more than one seed)."""
+    rows = [(e, g) for e in entries for g in e.get("gan", []) if g.get("seeds")]
+    if not rows:
+        return ""
+    head = ["model", "defense", "attack", "seeds", "operating point", *(name for _, name in RATES)]
+    body = []
+    for e, g in rows:
+        s = g["seeds"]
+        for point, label in (("threshold", "validation threshold"), ("argmax", "argmax")):
+            cells = [e["model"], e["defense"], g["attack"], str(s["n"]), label, *(_cell(s[point][k]) for k, _ in RATES)]
+            body.append("<tr>" + "".join(f'<td class="text">{escape(str(c))}</td>' for c in cells) + "</tr>")
+    return ('<p class="note">GAN cells over several GAN trainings: mean fooled rate (min-max over seeds; each seed '
+            "with its 95% interval). The table above shows the first seed.</p><table><thead><tr>"
+            + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(body)
+            + "</tbody></table>")
