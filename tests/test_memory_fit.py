@@ -19,6 +19,7 @@ from benchmark.gan.networks import UNetGenerator
 from benchmark.memory_fit import MEMORY_SAFETY, available_bytes, fit_batch, micro_batches, probe_bytes
 from benchmark.stages import attack as attack_stage
 from benchmark.stages import fakes as fakes_stage
+from benchmark.stages import train as train_stage
 from benchmark.stages.context import StageContext
 
 CPU = torch.device("cpu")
@@ -143,3 +144,21 @@ def test_the_probe_leaves_the_random_streams_where_they_were() -> None:
     torch.manual_seed(3)
     probe_bytes(lambda: torch.rand(100), CPU)
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_a_train_stage_out_of_memory_names_the_batch_size_to_lower(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tiny_config(tmp_path)
+    result = run(config, progress=False)
+    store = Store(config.run.store)
+    stage = [s for s in result.plan.stages if s.kind == "train"][0]
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+    monkeypatch.setattr(train_stage, "train_classifier", out_of_memory)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(BenchmarkError) as err:
+        train_stage.run(stage.params, {role: store.path(key) for role, key in stage.deps.items()}, tmp_path / "out",
+                        StageContext(CPU, 64, False))
+    assert str(err.value) == ("stage train resnet10t+none: out of cpu memory at batch_size = 16 and 32 px; lower the "
+                              "model's batch_size (or [training] batch_size) or dataset.image_size")

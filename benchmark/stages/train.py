@@ -10,7 +10,9 @@ from torch import nn
 
 from benchmark.attacking.masking_probe import eot_samples, gradient_probe
 from benchmark.device import prepare_model, seed_everything
+from benchmark.errors import BenchmarkError
 from benchmark.execution.artifacts import TRAIN, read_data, read_deployed, read_fakes
+from benchmark.memory_fit import out_of_memory
 from benchmark.metrics import bootstrap_auc, choose_threshold, flag_threshold, rate
 from benchmark.registry import get_component
 from benchmark.stages.context import StageContext
@@ -43,11 +45,18 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
     if fakes is not None:  # adversarial training with pre-generated GAN fakes
         train_rows = data.splits == "train"
         defense.use_fakes(fakes[train_rows], data.labels[train_rows])
-    result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
-                              params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
-                              loss_fn=defense.training_loss(
-                                  make_loss(dict(get_component("models", model_spec.name).card.recipe), teacher)),
-                              progress=ctx.progress)
+    try:
+        result = train_classifier(model, data.subset("train"), data.subset("val"), model_spec.train, defense, device,
+                                  params["seed"], label=f"train {model_spec.name}+{defense_spec.name}",
+                                  loss_fn=defense.training_loss(
+                                      make_loss(dict(get_component("models", model_spec.name).card.recipe), teacher)),
+                                  progress=ctx.progress)
+    except RuntimeError as exc:
+        if not out_of_memory(exc):
+            raise
+        raise BenchmarkError(f"stage train {model_spec.name}+{defense_spec.name}: out of {device.type} memory at "
+                             f"batch_size = {model_spec.train.batch_size} and {data.images.shape[-1]} px; lower the "
+                             "model's batch_size (or [training] batch_size) or dataset.image_size") from None
     deployed = defense.wrap(model)
     val, test = data.subset("val"), data.subset("test")
     val_scores = predict_proba(deployed, val.images, device)
