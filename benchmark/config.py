@@ -90,6 +90,12 @@ class AttackSpec:
     name: str
     budgets: tuple[float, ...] = ()
     options: dict = field(default_factory=dict)
+    label: str | None = None  # the cell's name on the boards when one attack runs twice (e.g. two GAN presets)
+
+    @property
+    def cell_name(self) -> str:
+        """The attack's name in cells and leaderboards: its label, else its registry name."""
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,8 @@ class MatrixConfig:
         def pick(items: tuple, name: str | None, make: Any) -> tuple:
             if name is None:
                 return items
-            found = [i for i in items if i.name == name]
+            found = [i for i in items if getattr(i, "cell_name", i.name) == name] or \
+                [i for i in items if i.name == name]
             return tuple(found) if found else (make(name),)
         return replace(self,
                        models=pick(self.models, model, lambda n: ModelSpec(n, replace(self.training,
@@ -338,7 +345,11 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
     attacks = []
     for i, item in enumerate(_entry_list(check, raw.get("attacks"), "attacks")):
         where = f"attacks[{i}]"
-        check.keys(item, {"name", "budgets", "options"}, where)
+        check.keys(item, {"name", "budgets", "options", "label"}, where)
+        label = check.typed(item, "label", str, None, where)
+        if label is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,40}", label):
+            raise check.fail(f"{where}.label", f"{label!r} is not a short lowercase name such as \"gan-fast\" "
+                                               "(letters, digits, '.', '_', '-')")
         budgets = item.get("budgets", [])
         if not isinstance(budgets, list):
             raise check.fail(f"{where}.budgets", "expected a list such as [\"1/255\", \"2/255\"]")
@@ -349,7 +360,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
             values = tuple(parse_budget(b) for b in budgets)
         except ValueError as exc:
             raise check.fail(f"{where}.budgets", str(exc)) from None
-        attacks.append(AttackSpec(item["name"], values, dict(check.typed(item, "options", dict, {}, where))))
+        attacks.append(AttackSpec(item["name"], values, dict(check.typed(item, "options", dict, {}, where)), label))
 
     attack_t = check.keys(raw.get("attack", {}), _ATTACK_SECTION_KEYS, "attack")
     try:
@@ -361,7 +372,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> MatrixConfig:
                                                  f"got {sanity:.6g}")
     _no_duplicates(check, "models", [m.name for m in models])
     _no_duplicates(check, "defenses", [d.name for d in defenses])
-    _no_duplicates(check, "attacks", [a.name for a in attacks])
+    _no_duplicates(check, "attacks", [a.cell_name for a in attacks])
     return MatrixConfig(run, dataset, tuple(models), tuple(defenses), tuple(attacks), source,
                         check.within(attack_t, "batch_size", int, 64, "attack", BATCH_RANGE), base, sanity)
 

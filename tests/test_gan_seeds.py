@@ -74,3 +74,18 @@ def test_a_two_seed_gan_cell_reports_both_seeds(tmp_path: Path) -> None:
     first = row["seeds"]["threshold"]["per_seed"][0]
     assert first["overall"] == row["attack_outcome"]["overall"]  # seed 0 is the cell's own headline
     assert len(row["seeds"]["visibility"]) == 2
+
+
+def test_one_attack_twice_under_two_labels_makes_two_cells(tmp_path: Path) -> None:
+    attacks = [{"name": "gan", "options": {**FAST, "preset": "zhou2021", "unet_base": 4, "unet_levels": 2}},
+               {"name": "gan", "label": "gan-fast", "options": FAST}]
+    config = tiny_config(tmp_path, attacks=attacks)
+    plan = plan_matrix(config)
+    assert sorted(c.cell[2] for c in plan.cells) == ["gan", "gan-fast"]
+    presets = sorted(s.params["options"].get("preset", "fast") for s in plan.stages if s.kind == "gan")
+    assert presets == ["fast", "zhou2021"]
+    assert [a.label for a in config.with_cell(None, None, "gan-fast").attacks] == ["gan-fast"]
+    with pytest.raises(BenchmarkError, match="'gan' is listed twice"):
+        tiny_config(tmp_path, attacks=[{"name": "gan"}, {"name": "gan"}])
+    with pytest.raises(BenchmarkError, match=r"attacks\[1\].label: 'Gan Fast' is not a short lowercase name"):
+        tiny_config(tmp_path, attacks=[{"name": "gan"}, {"name": "gan", "label": "Gan Fast"}])

@@ -119,10 +119,11 @@ def plan_matrix(config: MatrixConfig) -> Plan:
             trains[(model.name, defense.name)] = (train, versions)
             for attack, a_entry, budgets in attacks:
                 for eps in budgets:
-                    cell = (model.name, defense.name, attack.name, eps)
+                    name = attack.cell_name  # its label when the config runs one attack twice
+                    cell = (model.name, defense.name, name, eps)
                     params = {"attack": {"name": attack.name, "options": attack.options}, "budget": eps,
                               "train": train_params, "seed": seed}
-                    label = f"{attack.name}@{budget_label(eps)} vs {model.name}+{defense.name}"
+                    label = f"{name}@{budget_label(eps)} vs {model.name}+{defense.name}"
                     deps = {"data": data, "train": train}
                     if "fakes" in a_entry.card.needs:  # one fakes stage per GAN seed (option `seeds`)
                         fakes = _fakes_stage(b, config, data, attack, a_entry, (train, train_params, versions))
@@ -130,7 +131,7 @@ def plan_matrix(config: MatrixConfig) -> Plan:
                     att = b.add("attack", f"attack {label}", params, deps,
                                 {**versions, f"attack:{attack.name}": a_entry.version})
                     score = b.add("score", f"score {label}",
-                                  {"cell": {"model": model.name, "defense": defense.name, "attack": attack.name,
+                                  {"cell": {"model": model.name, "defense": defense.name, "attack": name,
                                             "budget": eps}},
                                   {"data": data, "train": train, "attack": att}, {}, cell)
                     cells.append(score)

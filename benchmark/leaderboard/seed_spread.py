@@ -18,12 +18,12 @@ RATES = (("pos_to_neg", "positives made negative"), ("neg_to_pos", "negatives ma
 
 def _spread(per_seed: list[dict], key: str) -> dict[str, Any]:
     rates = [s[key] for s in per_seed]
-    values = [r["value"] for r in rates if r.get("value") == r.get("value")]  # drop NaN (no image of that kind)
-    if not values:
+    kept = [r for r in rates if r.get("value") is not None and r["value"] == r["value"]]  # None/NaN: no image
+    if not kept:
         return {"mean": None, "min": None, "max": None, "band_lo": None, "band_hi": None, "per_seed": rates}
+    values = [r["value"] for r in kept]
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values),
-            "band_lo": min(r["lo"] for r in rates if r.get("lo") is not None),
-            "band_hi": max(r["hi"] for r in rates if r.get("hi") is not None), "per_seed": rates}
+            "band_lo": min(r["lo"] for r in kept), "band_hi": max(r["hi"] for r in kept), "per_seed": rates}
 
 
 def seed_view(seeds: dict | None) -> dict | None:
