@@ -21,6 +21,8 @@ from benchmark.stages import attack as attack_stage
 from benchmark.stages import fakes as fakes_stage
 from benchmark.stages import train as train_stage
 from benchmark.stages.context import StageContext
+from benchmark.training.inference import predict_proba
+from benchmark.training.model_factory import create_timm
 
 CPU = torch.device("cpu")
 
@@ -162,3 +164,12 @@ def test_a_train_stage_out_of_memory_names_the_batch_size_to_lower(tmp_path: Pat
                         StageContext(CPU, 64, False))
     assert str(err.value) == ("stage train resnet10t+none: out of cpu memory at batch_size = 16 and 32 px; lower the "
                               "model's batch_size (or [training] batch_size) or dataset.image_size")
+
+
+def test_predictions_are_the_same_bits_at_any_batch_size() -> None:
+    torch.manual_seed(0)
+    model = create_timm("resnet10t", 32)
+    images = np.random.default_rng(0).random((257, 1, 32, 32), dtype=np.float32)  # 257 = 2 x 128 + a lone image
+    full = predict_proba(model, images, CPU, 128)
+    for size in (2, 5, 64):
+        np.testing.assert_array_equal(predict_proba(model, images, CPU, size), full)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from benchmark.device import autocast
+from benchmark.memory_fit import fit_batch, micro_batches
 
 __all__ = ["MANIPULATED_OUTPUT", "predict_proba", "predict_manipulation", "positive_probability"]
 
@@ -22,11 +23,16 @@ def positive_probability(logits: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def _per_image(model: nn.Module, images: np.ndarray | torch.Tensor, device: torch.device, batch_size: int,
                read: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-    """read(logits) for every image, in eval mode and batches (AMP on CUDA), as float64 numpy."""
+    """read(logits) for every image, in eval mode and batches that fit (AMP on CUDA), as float64 numpy."""
     model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
-        batch = torch.as_tensor(images[start:start + batch_size]).to(device, non_blocking=True)
+    if len(images):  # the largest batch up to batch_size that fits the free memory; never a lone image (same bits)
+        def probe() -> None:
+            with autocast(device):
+                model(torch.as_tensor(images[:1]).to(device))
+        batch_size = fit_batch("predict", batch_size, probe, device, None).used
+    for piece in micro_batches(len(images), batch_size):
+        batch = torch.as_tensor(images[piece]).to(device, non_blocking=True)
         with autocast(device):
             out.append(read(model(batch)).float().cpu())
     return torch.cat(out).double().numpy() if out else np.zeros(0)
