@@ -89,3 +89,14 @@ def test_one_attack_twice_under_two_labels_makes_two_cells(tmp_path: Path) -> No
         tiny_config(tmp_path, attacks=[{"name": "gan"}, {"name": "gan"}])
     with pytest.raises(BenchmarkError, match=r"attacks\[1\].label: 'Gan Fast' is not a short lowercase name"):
         tiny_config(tmp_path, attacks=[{"name": "gan"}, {"name": "gan", "label": "Gan Fast"}])
+
+
+def test_a_distilled_model_has_one_undefended_training_shared_with_its_gan(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, models=[{"name": "resnet10t"}, {"name": "resnet18", "distill": "resnet10t"}],
+                         defenses=["none", "gan-fakes-relabel"],
+                         attacks=[{"name": "gan-transfer", "options": {**FAST, "surrogate": "resnet18"}}])
+    plan = plan_matrix(config)
+    trains = [s for s in plan.stages if s.kind == "train" and s.label == "train resnet18+none"]
+    assert len(trains) == 1 and "teacher" in trains[0].deps  # the GANs attack the distilled model itself
+    gan_targets = {s.deps["train"] for s in plan.stages if s.kind == "gan"}
+    assert trains[0].key in gan_targets

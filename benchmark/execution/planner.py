@@ -176,6 +176,17 @@ def _undefended(config: MatrixConfig, spec: ModelSpec) -> tuple[dict, dict[str, 
     return params, versions
 
 
+def _undefended_train(b: _Builder, config: MatrixConfig, data: Stage, params: dict,
+                      versions: dict[str, str]) -> Stage:
+    """The train stage of a matrix model without defense (a surrogate or a GAN's target), with its teacher when it
+    distils: the same stage as the model's own `none` entry, never a second, undistilled training."""
+    deps = {"data": data}
+    spec = next(m for m in config.models if m.name == params["model"]["name"])
+    if spec.train.distill:
+        deps["teacher"], params["teacher"] = _teacher(b, config, data, spec)
+    return b.add("train", f"train {spec.name}+none", params, deps, versions)
+
+
 def _teacher(b: _Builder, config: MatrixConfig, data: Stage, model: ModelSpec) -> tuple[Stage, dict]:
     """The undefended train stage of the model that `model` distils from: its matrix entry when listed (so the
     stage is shared), else the teacher's own recipe over the [training] section."""
@@ -222,7 +233,7 @@ def _fakes_stage(b: _Builder, config: MatrixConfig, data: Stage, attack: object,
     seeds = int(attack.options.get("seeds") or 1)
     if entry.card.access == "transfer":
         params, versions = _surrogate(config, attack.options.get("surrogate", config.models[0].name), attack.name)
-        train = b.add("train", f"train {params['model']['name']}+none", params, {"data": data}, versions)
+        train = _undefended_train(b, config, data, params, versions)
     else:
         train, params, versions = target
     return [_gan_fakes(b, config, data, train, params, versions, schedule, k) for k in range(seeds)]
@@ -234,5 +245,5 @@ def _defense_fakes(b: _Builder, config: MatrixConfig, data: Stage, model: object
     gan_attacks = [(a, e) for a, e, _ in attacks if "fakes" in e.card.needs]
     schedule = _schedule(*gan_attacks[0]) if gan_attacks else {}
     params, versions = _surrogate(config, model.name, "gan")
-    train = b.add("train", f"train {model.name}+none", params, {"data": data}, versions)
+    train = _undefended_train(b, config, data, params, versions)
     return _gan_fakes(b, config, data, train, params, versions, schedule)
