@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark_script
 from reader_study_helpers import Server, make_study, tiny_gan_run
 
 from benchmark.cli import main
@@ -153,8 +154,9 @@ def _policy(name: str, seq: int, synthetic: int, truth: int) -> dict:
             "manipulated_confidence": 2}
 
 
-def _read_all(server: Server, study: Path, names: tuple[str, ...]) -> dict:
-    """Every named reader answers every image through HTTP; returns what was sent, per reader, in order."""
+def _read_all(server: Server, study: Path, names: tuple[str, ...], policy: str | None = None) -> dict:
+    """Every named reader answers every image through HTTP (as its own scripted reader, or all as `policy`);
+    returns what was sent, per reader, in order."""
     con = _db(study)
     truth = {tok: (s, t) for tok, s, t in con.execute("SELECT token, synthetic, truth FROM items")}
     sent = {}
@@ -164,7 +166,7 @@ def _read_all(server: Server, study: Path, names: tuple[str, ...]) -> dict:
         sent[name] = []
         while not step.get("done"):
             synthetic, label = truth[step["item"]]
-            fields = _policy(name, step["seq"], synthetic, label)
+            fields = _policy(policy or name, step["seq"], synthetic, label)
             code, reply = _answer(server, token, step["seq"], step["item"], **fields)
             assert code == 200, reply
             sent[name].append((synthetic, label, fields))
@@ -269,3 +271,25 @@ def test_leaderboard_page_links_a_published_study(tiny_run: Path, study: Path) -
     page = (board / "index.html").read_text()
     assert '<a href="reader-study/index.html">Reader study</a>' in page
     assert (board / "reader-study" / "report.json").is_file()
+
+
+def test_report_of_readers_who_agree_on_everything_shows_undefined_numbers(server: Server, study: Path) -> None:
+    _read_all(server, study, ("reader-1", "reader-2"), policy="reader-1")
+    assert main(["reader-study", "report", "--study", str(study)]) == 0
+    a = json.loads((study / "report" / "report.json").read_text())["analysis"]
+    # identical readers: no reader variance, so Hillis' df is infinite (stored as null) and kappa is 1
+    assert a["cancer_reading"]["or"]["ddf"] is None and a["real_vs_fake"]["kappa"]["value"] == 1.0
+    assert a["real_vs_fake"]["or"]["modality_auc"] == [1.0]
+    assert "F(1, n/a)" in (study / "report" / "index.html").read_text()
+
+
+def test_load_benchmark_checks_rows_and_order_on_a_small_load(tiny_run: Path, tmp_path: Path) -> None:
+    bench = load_benchmark_script("bench_reader_load")
+    out = tmp_path / "load.json"
+    assert bench.main(["--config", str(tiny_run), "--readers", "4", "--answers", "12", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["answers"] == 48 and report["study"]["cases"] == 6
+    assert report["checks"] == {"rows": 48, "expected_rows": 48, "sequence_ok": True, "values_ok": True,
+                                "errors": []}
+    assert report["answer_post_ms"]["n"] == 48 and report["answers_per_s"] > 0
+    assert report["answer_post_ms"]["p50"] <= report["answer_post_ms"]["p99"] <= report["answer_post_ms"]["max"]

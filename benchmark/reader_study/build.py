@@ -51,10 +51,10 @@ def reading_order(items: dict[tuple[str, int], int], case_ids: list[str], rng: n
     """One reader's order: the cases split at random into halves A and B; first A's originals and B's fakes,
     shuffled, then A's fakes and B's originals, shuffled, so that the two versions of a case are never in the
     same half (a pause between the halves is a wash-out)."""
-    cases = list(rng.permutation(case_ids))
-    a, b = set(cases[: len(cases) // 2]), set(cases[len(cases) // 2:])
-    first = [items[c, 0] for c in sorted(a)] + [items[c, 1] for c in sorted(b)]
-    second = [items[c, 1] for c in sorted(a)] + [items[c, 0] for c in sorted(b)]
+    cases = [case_ids[k] for k in rng.permutation(len(case_ids))]
+    a, b = cases[: len(cases) // 2], cases[len(cases) // 2:]
+    first = [items[c, 0] for c in a] + [items[c, 1] for c in b]
+    second = [items[c, 1] for c in a] + [items[c, 0] for c in b]
     return [int(i) for i in rng.permutation(first)] + [int(i) for i in rng.permutation(second)]
 
 

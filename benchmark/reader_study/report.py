@@ -29,8 +29,13 @@ def _pct(r: dict) -> str:
     return f"{r['successes']}/{r['n']} = {100 * r['value']:.1f}% [{100 * r['lo']:.1f}, {100 * r['hi']:.1f}]"
 
 
-def _ci(v: float, lo: float, hi: float) -> str:
-    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+def _num(v: float | None, digits: int = 3) -> str:
+    """A number, or n/a where there is none (an infinite or undefined value is stored as null)."""
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _ci(v: float | None, lo: float | None, hi: float | None) -> str:
+    return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
 
 
 def _rows(header: list[str], rows: list[list[str]], table_id: str) -> str:
@@ -69,7 +74,7 @@ def render_report(result: dict) -> str:
             ["Fleiss' kappa of the call", _ci(d["kappa"]["value"], d["kappa"]["lo"], d["kappa"]["hi"])]],
             "real-vs-fake"))
         parts.append(_rows(["reader", "AUC", "accuracy"],
-                           [[r["reader"], f"{v:.3f}", _pct(r)] for r, v in zip(d["accuracy"], o["auc"][0])],
+                           [[r["reader"], _num(v), _pct(r)] for r, v in zip(d["accuracy"], o["auc"][0])],
                            "per-reader"))
         r = c["or"]
         parts.append("<h2>Do the synthetic images change the cancer reading?</h2>"
@@ -80,8 +85,8 @@ def render_report(result: dict) -> str:
         parts.append(_rows(["", "original", "synthetic", "original - synthetic"], [
             ["AUC", _ci(r["modality_auc"][0], r["modality_lo"][0], r["modality_hi"][0]),
              _ci(r["modality_auc"][1], r["modality_lo"][1], r["modality_hi"][1]),
-             f"{_ci(r['diff'], r['diff_lo'], r['diff_hi'])}, F({r['ndf']:.0f}, {r['ddf']:.1f}) = {r['f']:.2f}, "
-             f"p = {r['p']:.3g}"],
+             f"{_ci(r['diff'], r['diff_lo'], r['diff_hi'])}, F({_num(r['ndf'], 0)}, {_num(r['ddf'], 1)}) = "
+             f"{_num(r['f'], 2)}, p = {_num(r['p'], 4)}"],
             ["cancer called on positive cases", _pct(c["sensitivity"]["original"]),
              _pct(c["sensitivity"]["synthetic"]), ""],
             ["Fleiss' kappa of the cancer call", _ci(c["kappa_original"]["value"], c["kappa_original"]["lo"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,7 @@ def create_app(folder: Path) -> Starlette:
     with _open(path) as con:
         meta = read_meta(con)
     name, admin = meta["name"], meta["admin_token"]
+    write_lock = threading.Lock()
 
     def reader_or_404(con: sqlite3.Connection, token: str) -> tuple[int, str]:
         found = reader_by_token(con, token)
@@ -73,7 +75,8 @@ def create_app(folder: Path) -> Starlette:
         parsed = parse_answer(body)
         with _open(path) as con:
             reader, _ = reader_or_404(con, token)
-            recorded = record_answer(con, reader, parsed)
+            with write_lock:  # one writer at a time in this process: no waits in SQLite's busy handler
+                recorded = record_answer(con, reader, parsed)
             return JSONResponse({"recorded": recorded, "next": next_item(con, reader)}, headers=_NO_STORE)
 
     def image(request: Request) -> Response:
