@@ -1,10 +1,11 @@
 """The lesion GAN's frontier: how often it fools each (model, defense) against how visible its edits are, over a
 grid of the generator's loss weights (classifier_weight x fidelity_weight).
 
-Each grid point is an ordinary matrix (the config's models and defenses, one `gan` attack whose options are the
-config's with the two weights replaced) run through the engine on the config's store, so data and training stages,
-and the config's own grid point, come from the cache. The points are read back the way the leaderboard reads a GAN
-cell (benchmark/leaderboard/source.py and board.py) and written as frontier.json, frontier.md and frontier.png.
+Each grid point is a `gan` attack whose options are the config's with the two weights replaced, labelled by its
+weights; all points run as one matrix (the config's models and defenses) through the engine on the config's store,
+so their GAN trainings run side by side on the workers, and data and training stages, and the config's own grid
+point (plain `gan`, the board's cells), come from the cache. The points are read back the way the leaderboard reads
+a GAN cell (benchmark/leaderboard/source.py and board.py) and written as frontier.json, frontier.md and frontier.png.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from benchmark.metrics import to_jsonable
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["FRONTIER_SCHEMA", "RADIOLOGISTS", "GridPoint", "config_point", "default_grid", "frontier_configs",
+__all__ = ["FRONTIER_SCHEMA", "RADIOLOGISTS", "GridPoint", "combined_matrix", "config_point", "default_grid",
+           "frontier_configs", "point_label",
            "frontier_figure", "points_from_run", "render_frontier_markdown", "run_frontier", "write_frontier"]
 
 FRONTIER_SCHEMA = 1
@@ -159,15 +161,36 @@ def frontier_configs(config: MatrixConfig, classifier_weights: Sequence[float] |
     return sorted(out, key=lambda pm: (pm[0].strength, pm[0].classifier_weight, -pm[0].fidelity_weight))
 
 
-def points_from_run(run_dir: Path, store_root: Path, point: GridPoint) -> list[dict]:
-    """The frontier points of one grid point's recorded run: its `gan` cells, read as the leaderboard reads them."""
+def point_label(point: GridPoint) -> str | None:
+    """The cell name of a grid point's `gan` attack in the combined run: None (plain `gan`) for the config's own point,
+    so that its cells are the board's; else e.g. gan-c0.5-f10."""
+    return None if point.is_config_point else f"{ATTACK}-c{point.classifier_weight:g}-f{point.fidelity_weight:g}"
+
+
+def combined_matrix(grid: list[tuple[GridPoint, MatrixConfig]]) -> tuple[MatrixConfig, dict[str, GridPoint]]:
+    """All grid points as one matrix (one labelled `gan` attack per point, after the anchor), so that the engine runs
+    their GAN trainings side by side on its workers; and each cell name's grid point."""
+    matrix = grid[0][1]
+    anchor = tuple(a for a in matrix.attacks if a.name != ATTACK)
+    attacks, by_name = [], {}
+    for point, _ in grid:
+        spec = AttackSpec(ATTACK, (), point.options, point_label(point))
+        attacks.append(spec)
+        by_name[spec.cell_name] = point
+    return replace(matrix, attacks=anchor + tuple(attacks)), by_name
+
+
+def points_from_run(run_dir: Path, store_root: Path, points: dict[str, GridPoint]) -> list[dict]:
+    """The frontier points of the grid's recorded run: its `gan` cells (by cell name), read as the leaderboard
+    reads them."""
     from benchmark.leaderboard.source import load_run
 
     source = load_run(run_dir, store_root)
     out = []
     for entry in source.entries():
         for g in entry.get("gan") or []:
-            if g["attack"] != ATTACK:
+            point = points.get(g["attack"])
+            if point is None:
                 continue
             ssim = g.get("ssim")
             out.append({
@@ -185,7 +208,7 @@ def points_from_run(run_dir: Path, store_root: Path, point: GridPoint) -> list[d
                 "clean_auc": (entry.get("clean") or {}).get("auc"), "unreliable": bool(entry.get("unreliable")),
                 "gan_seconds": g.get("seconds"),
             })
-    return out
+    return _order(out)
 
 
 def _check_out(out: Path) -> None:
@@ -216,24 +239,23 @@ def run_frontier(config: MatrixConfig, out: Path, classifier_weights: Sequence[f
     from benchmark.execution.planner import plan_matrix
 
     grid = frontier_configs(config, classifier_weights, fidelity_weights, models, defenses)
-    for _, matrix in grid:
-        plan_matrix(matrix)  # unknown entries, bad options, incompatible cells: before anything is written
+    matrix, by_name = combined_matrix(grid)
+    plan_matrix(matrix)  # unknown entries, bad options, incompatible cells: before anything is written
     check_writable(config.run.store, "store")
     _check_out(Path(out))
     say = say or (lambda line: print(line, flush=True))
-    points, failed, runs = [], [], []
-    for i, (point, matrix) in enumerate(grid, 1):
-        result = run(matrix, progress=progress, leaderboard=False, workers=workers)
-        counts = {s: sum(o.status == s for o in result.outcomes.values()) for s in ("done", "cached", "failed",
-                                                                                     "skipped")}
-        runs.append((point, result.run_dir))
-        failed += [f"{point.label()}: {o.status} {o.label}: {o.error}" for o in result.failed]
-        found = points_from_run(result.run_dir, config.run.store, point)
-        points += found
+    result = run(matrix, progress=progress, leaderboard=False, workers=workers)  # the points' GANs side by side
+    failed = [f"{o.status} {o.label}: {o.error}" for o in result.failed]
+    points = points_from_run(result.run_dir, config.run.store, by_name)
+    runs = [(point, result.run_dir) for point, _ in grid]
+    for i, (point, _) in enumerate(grid, 1):
+        found = [p for p in points if (p["classifier_weight"], p["fidelity_weight"]) ==
+                 (point.classifier_weight, point.fidelity_weight)]
         mark = " (the config's)" if point.is_config_point else ""
-        say(f"frontier {i}/{len(grid)}: {point.label()}{mark}: {len(found)} cells; stages "
-            + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + f"; {result.seconds:.1f} s; run "
-            f"{result.run_dir.name}")
+        say(f"frontier {i}/{len(grid)}: {point.label()}{mark}: {len(found)} cells")
+    counts = {s: sum(o.status == s for o in result.outcomes.values()) for s in ("done", "cached", "failed", "skipped")}
+    say("frontier: stages " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        + f"; {result.seconds:.1f} s; run {result.run_dir.name}")
     meta = {"config": config.source, "config_digest": config.digest(), "dataset": config.dataset.name,
             "image_size": config.dataset.image_size, "seed": config.run.seed, "gan_options": _base_options(config),
             "config_point": dict(zip(WEIGHTS, config_point(config))),
