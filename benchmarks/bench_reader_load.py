@@ -3,6 +3,7 @@
     python benchmarks/bench_reader_load.py                          # 20 readers x 100 answers, writes
                                                                     # results/reader_load.json
     python benchmarks/bench_reader_load.py --readers 3 --answers 10 --out /tmp/x.json   # a smoke run
+    python benchmarks/bench_reader_load.py --readers 5 --answers 80 --out /tmp/x.json --keep /tmp/demo  # a demo
 
 A study is made from a recorded run's GAN fakes (default: the latest run of configs/default.toml; `make run` first)
 with answers/2 cases, so that each reader has exactly `answers` images. Then `python -m benchmark reader-study serve`
@@ -141,13 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--readers", type=int, default=20)
     p.add_argument("--answers", type=int, default=100, help="answers per reader (the study has answers/2 cases)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--keep", type=Path, default=None, help="write the study here and keep it (answered at random by "
+                                                           "scripted readers: a demo for `reader-study report`)")
     args = p.parse_args(argv)
+    load_before = round(os.getloadavg()[0], 2)  # other work on the cores slows the server: say how much there was
     config = load_config(args.config)
     store = Store(config.run.store)
     source = find_fakes(resolve_run(config.run.store, args.run), store)
     cases = math.ceil(args.answers / 2)
     with tempfile.TemporaryDirectory(prefix="reader-load-") as tmp:
-        study = Path(tmp) / "load-study"
+        study = args.keep or Path(tmp) / "load-study"
         create_study(source, store, study, cases, args.readers, seed=0, dataset=config.dataset.name)
         proc, port, tokens = _start_server(study)
         try:
@@ -178,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "server": "python -m benchmark reader-study serve: uvicorn, 1 process, Starlette, SQLite (WAL)",
         "study": {"run_id": source.run_id, "fakes": source.label, "cases": cases,
                   "image_size": config.dataset.image_size},
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_1min_before": load_before, "clients": "threads of this process, same machine"},
         "date": time.strftime("%Y-%m-%d"),
     }
     print(f"{total} answers from {args.readers} readers in {seconds:.2f} s: {report['answers_per_s']} answers/s; "

@@ -94,7 +94,9 @@ def analyse(con: sqlite3.Connection) -> dict:
         directions[name] = {**rate(int(fooled[mask].sum()), int(mask.sum())).to_dict(),
                             "per_reader": [int(f[m].sum()) for f, m in zip(fooled, mask)],
                             "per_reader_n": [int(m.sum()) for m in mask]}
-    directions["overall"] = rate(int(fooled.sum()), int(right.sum())).to_dict()
+    directions["overall"] = {**rate(int(fooled.sum()), int(right.sum())).to_dict(),
+                             "per_reader": [int(f.sum()) for f in fooled],
+                             "per_reader_n": [int(m.sum()) for m in right]}
     sensitivity = {v: rate(int((t["cancer"][:, (truth == 1) & (synthetic == s)] == 1).sum()),
                            int(len(names) * ((truth == 1) & (synthetic == s)).sum())).to_dict()
                    for v, s in (("original", 0), ("synthetic", 1))}

@@ -66,17 +66,20 @@ def render_report(result: dict) -> str:
         parts.append("<h2>Can readers tell real from synthetic?</h2>"
                      '<p class="note">Readers\' AUC for "manipulated" (synthetic = positive), averaged over readers, '
                      "with the Obuchowski-Rockette interval (random readers and cases, Hillis' degrees of freedom, "
-                     "jackknife covariances); 0.5 is chance. Accuracy of the real/manipulated call per reader (the "
-                     "study of Zhou et al. 2021: five radiologists, 29% to 71%).</p>")
+                     "jackknife covariances; an original and its synthetic version count as two cases); 0.5 is "
+                     "chance. Accuracy of the real/manipulated call per reader (the study of Zhou et al. 2021: five "
+                     "radiologists, 29% to 71%).</p>")
         parts.append(_rows(["measure", "value"], [
             ["AUC (readers pooled)", _ci(o["modality_auc"][0], o["modality_lo"][0], o["modality_hi"][0])],
             ["accuracy (pooled)", _pct(d["pooled_accuracy"])],
             ["Fleiss' kappa of the call", _ci(d["kappa"]["value"], d["kappa"]["lo"], d["kappa"]["hi"])]],
             "real-vs-fake"))
-        parts.append(_rows(["reader", "AUC", "accuracy"],
-                           [[r["reader"], _num(v), _pct(r)] for r, v in zip(d["accuracy"], o["auc"][0])],
-                           "per-reader"))
-        r = c["or"]
+        r, f = c["or"], a["fooled"]["overall"]
+        parts.append(_rows(["reader", "real vs synthetic: AUC", "accuracy", "cancer AUC: original", "synthetic",
+                            "fooled"],
+                           [[x["reader"], _num(v), _pct(x), _num(r["auc"][0][k]), _num(r["auc"][1][k]),
+                             f"{f['per_reader'][k]}/{f['per_reader_n'][k]}"]
+                            for k, (x, v) in enumerate(zip(d["accuracy"], o["auc"][0]))], "per-reader"))
         parts.append("<h2>Do the synthetic images change the cancer reading?</h2>"
                      '<p class="note">Readers\' cancer AUC against each case\'s true label (before manipulation), on '
                      "the originals and on the synthetic versions of the same cases; the difference with its "
