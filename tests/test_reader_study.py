@@ -115,6 +115,10 @@ def test_server_takes_answers_in_order_only(server: Server, study: Path) -> None
     token = server.readers["reader-1"]
     status = json.loads(server.get(f"/api/{token}/next")[1])
     assert set(status) == {"seq", "total", "item"} and status["seq"] == 0 and status["total"] == 16
+    # the reading page carries no item and no word of which images are synthetic
+    page = server.get(f"/read/{token}")[1].decode()
+    tokens = [t for (t,) in _db(study).execute("SELECT token FROM items")]
+    assert "synthetic" not in page.lower() and not any(t in page for t in tokens)
     # what the browser gets for an image says nothing about it
     code, png, headers = server.get(f"/image/{status['item']}.png")
     assert code == 200 and headers["content-type"] == "image/png" and set(_chunks(png)) == {"IHDR", "IDAT", "IEND"}
@@ -293,3 +297,36 @@ def test_load_benchmark_checks_rows_and_order_on_a_small_load(tiny_run: Path, tm
                                 "errors": []}
     assert report["answer_post_ms"]["n"] == 48 and report["answers_per_s"] > 0
     assert report["answer_post_ms"]["p50"] <= report["answer_post_ms"]["p99"] <= report["answer_post_ms"]["max"]
+
+
+def test_the_same_answer_sent_at_once_from_many_tabs_is_stored_once(server: Server, study: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = server.readers["reader-3"]
+    item = json.loads(server.get(f"/api/{token}/next")[1])["item"]
+    with ThreadPoolExecutor(8) as pool:
+        same = list(pool.map(lambda _: _answer(server, token, 0, item, cancer=1), range(8)))
+    assert [code for code, _ in same] == [200] * 8
+    assert sorted(reply["recorded"] for _, reply in same) == [False] * 7 + [True]
+    # different values for the next position at once: exactly one is kept, the others are refused
+    item = same[0][1]["next"]["item"]
+    with ThreadPoolExecutor(6) as pool:
+        mixed = list(pool.map(lambda k: _answer(server, token, 1, item, cancer_confidence=1 + k % 3), range(6)))
+    recorded = [reply for code, reply in mixed if code == 200 and reply["recorded"]]
+    assert len(recorded) == 1
+    kept = _db(study).execute("SELECT cancer_confidence FROM answers WHERE reader = 3 AND seq = 1").fetchone()[0]
+    assert all(code == 200 if 1 + k % 3 == kept else code == 409 for k, (code, _) in enumerate(mixed))
+    assert _db(study).execute("SELECT COUNT(*) FROM answers WHERE reader = 3").fetchone()[0] == 2
+
+
+def test_report_with_delong_covariances(server: Server, study: Path) -> None:
+    _read_all(server, study, ("reader-1", "reader-2", "reader-3"))
+    assert main(["reader-study", "report", "--study", str(study), "--covariance", "delong"]) == 0
+    a = json.loads((study / "report" / "report.json").read_text())["analysis"]
+    assert a["real_vs_fake"]["or"]["covariance"] == "delong" and a["cancer_reading"]["or"]["covariance"] == "delong"
+    assert "delong covariances" in (study / "report" / "index.html").read_text()
+
+
+def test_serve_refuses_a_port_in_use(server: Server, study: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["reader-study", "serve", "--study", str(study), "--port", str(server.port)]) == 2
+    assert f"--port {server.port}: something already listens there" in capsys.readouterr().err

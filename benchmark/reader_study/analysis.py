@@ -48,8 +48,8 @@ def _kappa(calls: np.ndarray) -> dict:
             "items": int(calls.shape[1])}
 
 
-def analyse(con: sqlite3.Connection) -> dict:
-    """Every number of the report, as JSON-able data."""
+def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
+    """Every number of the report, as JSON-able data; covariance: the OR analysis's "jackknife" or "delong"."""
     meta = read_meta(con)
     readers = progress(con)
     complete = [r for r in readers if r["answered"] == r["total"] and r["total"] > 0]
@@ -72,7 +72,7 @@ def analyse(con: sqlite3.Connection) -> dict:
     names = [r["name"] for r in complete]
 
     # 1. real vs fake: every item is a case, truth = synthetic
-    detect = obuchowski_rockette(manipulated[None], synthetic).to_dict()
+    detect = obuchowski_rockette(manipulated[None], synthetic, covariance).to_dict()
     correct = t["manipulated"] == synthetic[None, :]
     accuracy = [{"reader": n, **rate(int(c.sum()), c.size).to_dict()} for n, c in zip(names, correct)]
 
@@ -80,7 +80,7 @@ def analyse(con: sqlite3.Connection) -> dict:
     index = {(c, s): k for k, (_, c, s, _) in enumerate(items)}
     case_truth = np.array([truth[index[c, 0]] for c in cases])
     by_version = np.stack([cancer[:, [index[c, s] for c in cases]] for s in (0, 1)])  # (2, readers, cases)
-    reading = obuchowski_rockette(by_version, case_truth).to_dict()
+    reading = obuchowski_rockette(by_version, case_truth, covariance).to_dict()
 
     # 3. fooled, the study's measure: over (reader, case) pairs whose original the reader called right, the fake's
     # call flipped to the other class; per direction (positives made negative, negatives made positive)

@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", type=Path, default=None, help="report folder (default: STUDY/report)")
     r.add_argument("--leaderboard", type=Path, default=None,
                    help="also publish into this leaderboard folder (its page links to it)")
+    r.add_argument("--covariance", choices=("jackknife", "delong"), default="jackknife",
+                   help="case-sampling covariances of the AUCs in the OR analysis (default: jackknife)")
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -80,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     with socket.socket() as probe:
         if probe.connect_ex((args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)) == 0:
             raise BenchmarkError(f"--port {args.port}: something already listens there; pick another port")
-    host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    host = {"127.0.0.1": "localhost", "0.0.0.0": socket.gethostname()}.get(args.host, args.host)
     for line in _links(args.study, f"http://{host}:{args.port}"):
         print(line, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
@@ -90,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from benchmark.reader_study.report import write_report
 
-    path = write_report(args.study, args.out, args.leaderboard)
+    path = write_report(args.study, args.out, args.leaderboard, args.covariance)
     print(f"report written: {path}")
     return 0
 

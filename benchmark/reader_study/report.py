@@ -66,9 +66,9 @@ def render_report(result: dict) -> str:
         parts.append("<h2>Can readers tell real from synthetic?</h2>"
                      '<p class="note">Readers\' AUC for "manipulated" (synthetic = positive), averaged over readers, '
                      "with the Obuchowski-Rockette interval (random readers and cases, Hillis' degrees of freedom, "
-                     "jackknife covariances; an original and its synthetic version count as two cases); 0.5 is "
-                     "chance. Accuracy of the real/manipulated call per reader (the study of Zhou et al. 2021: five "
-                     "radiologists, 29% to 71%).</p>")
+                     f"{o['covariance']} covariances; an original and its synthetic version count as two cases); "
+                     "0.5 is chance. Accuracy of the real/manipulated call per reader (the study of Zhou et al. 2021: "
+                     "five radiologists, 29% to 71%).</p>")
         parts.append(_rows(["measure", "value"], [
             ["AUC (readers pooled)", _ci(o["modality_auc"][0], o["modality_lo"][0], o["modality_hi"][0])],
             ["accuracy (pooled)", _pct(d["pooled_accuracy"])],
@@ -109,12 +109,13 @@ def render_report(result: dict) -> str:
             + "\n".join(parts) + "\n</body></html>\n")
 
 
-def write_report(study: Path, out: Path | None = None, leaderboard: Path | None = None) -> Path:
+def write_report(study: Path, out: Path | None = None, leaderboard: Path | None = None,
+                 covariance: str = "jackknife") -> Path:
     """Write report.json, answers.csv and index.html of the study to out (default: study/report); with
     leaderboard, also copy them to leaderboard/reader-study/, which the leaderboard page links to."""
     con = connect(study_file(study))
     try:
-        result = to_jsonable(analyse(con))
+        result = to_jsonable(analyse(con, covariance))
         csv_text = answers_csv(con)
     finally:
         con.close()

@@ -6,6 +6,7 @@ encoded the same way, and the order comes from the server one image at a time.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -87,7 +88,7 @@ def create_app(folder: Path) -> Starlette:
         return Response(bytes(row[0]), media_type="image/png", headers=_NO_STORE)
 
     def organiser(request: Request) -> Response:
-        if request.path_params["token"] != admin:
+        if not secrets.compare_digest(request.path_params["token"], admin):
             return PlainTextResponse("unknown organiser link", 404)
         with _open(path) as con:
             counts = dict(con.execute("SELECT CASE synthetic WHEN 1 THEN 'synthetic' ELSE 'original' END, COUNT(*) "
@@ -97,7 +98,7 @@ def create_app(folder: Path) -> Starlette:
         return HTMLResponse(page, headers=_NO_STORE)
 
     def export(request: Request) -> Response:
-        if request.path_params["token"] != admin:
+        if not secrets.compare_digest(request.path_params["token"], admin):
             return PlainTextResponse("unknown organiser link", 404)
         with _open(path) as con:
             return PlainTextResponse(answers_csv(con), media_type="text/csv", headers=_NO_STORE)
