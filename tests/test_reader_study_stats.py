@@ -2,12 +2,18 @@
 
 Obuchowski-Rockette: every quantity (AUCs, jackknife covariances, mean squares, F, Hillis' df, p, intervals) is
 recomputed with plain loops over cases, readers and modalities (no shared code with benchmark.reader_study.mrmc).
+A published reference: the Van Dyke et al. (1993) data (5 readers, 2 modalities, 69 negative and 45 positive cases,
+5-point ratings; cine MRI vs spin-echo MRI for aortic dissection), as distributed with RJafroc
+(github.com/dpc10ster/RJafroc, inst/extdata/datasets/VD.lrc, copied unchanged to tests/data/van_dyke_1993.lrc), and
+its OR analysis as printed by MRMCaov's README (github.com/brian-j-smith/MRMCaov, version 0.1.8, `mrmc(empirical_auc
+(truth, rating), treatment, reader, case, data = VanDyke)`, jackknife covariances): every number to all printed digits.
 Fleiss' kappa: the worked example of Fleiss (1971) as reproduced on Wikipedia's "Fleiss' kappa" page (10 items,
 14 raters, 5 categories; kappa 0.210), recomputed by hand from the definition.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +21,8 @@ from scipy import stats
 
 from benchmark.reader_study.agreement import category_counts, fleiss_kappa, fleiss_kappa_interval
 from benchmark.reader_study.mrmc import auc, auc_covariance, obuchowski_rockette
+
+VAN_DYKE = Path(__file__).parent / "data" / "van_dyke_1993.lrc"
 
 
 def _slow_auc(ratings: list[float], truth: list[int]) -> float:
@@ -85,6 +93,52 @@ def _ratings(seed: int, t: int = 2, r: int = 4, c: int = 30) -> tuple[np.ndarray
     latent = np.stack([[truth * (1.6 - 0.7 * i) + 0.6 * case + rng.normal(scale=0.3) + rng.normal(size=c)
                         for _ in range(r)] for i in range(t)])
     return np.clip(np.round(latent * 1.3 + 3), 1, 6), truth
+
+
+def _read_lrc(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Ratings (modalities, readers, cases) and truth of an LRC file: per reader its name, then one line per case
+    (a rating per modality, the case number), negatives, '*', positives, '*'; '#' ends the file."""
+    lines = path.read_text().splitlines()
+    modalities = len(lines[2].split())
+    rows, reader, positive, k = [], 0, 0, 4  # line 0 a description, 1 the first reader, 2 modalities, 3 L/S flags
+    while lines[k] != "#":
+        if lines[k] == "*":
+            positive = 1 - positive
+            if positive == 0 and lines[k + 1] != "#":
+                reader += 1
+                k += 1  # the next reader's name
+        else:
+            *values, case = lines[k].split()
+            rows.append((reader, int(case), positive, [float(v) for v in values]))
+        k += 1
+    cases = max(r[1] for r in rows) + 1
+    ratings, truth = np.zeros((modalities, reader + 1, cases)), np.zeros(cases, dtype=int)
+    for r, case, positive, values in rows:
+        ratings[:, r, case], truth[case] = values, positive
+    return ratings, truth
+
+
+def test_obuchowski_rockette_reproduces_the_published_van_dyke_analysis() -> None:
+    ratings, truth = _read_lrc(VAN_DYKE)
+    assert ratings.shape == (2, 5, 114) and truth.sum() == 45
+    res = obuchowski_rockette(ratings, truth)
+    # MRMCaov's printed output, to its printed digits
+    assert res.var == pytest.approx(0.0008022883, abs=5e-11)
+    assert res.cov1 == pytest.approx(0.0003466137, abs=5e-11)
+    assert res.cov2 == pytest.approx(0.0003440748, abs=5e-11)
+    assert res.cov3 == pytest.approx(0.0002390284, abs=5e-11)
+    assert res.ms_t == pytest.approx(0.004796171, abs=5e-10)
+    assert res.ms_tr == pytest.approx(0.0005510306, abs=5e-11)
+    assert res.f == pytest.approx(4.456319, abs=5e-7)
+    assert res.ddf == pytest.approx(15.25967, abs=5e-6)
+    assert res.p == pytest.approx(0.05166569, abs=5e-9)
+    assert res.diff == pytest.approx(-0.04380032, abs=5e-9)
+    assert (res.diff_lo, res.diff_hi) == pytest.approx((-0.0879594986, 0.0003588544), abs=5e-11)
+    assert res.modality_auc == pytest.approx([0.8970370, 0.9408374], abs=5e-8)
+    assert res.modality_se == pytest.approx([0.03317360, 0.02156637], abs=5e-9)
+    assert res.modality_df == pytest.approx([12.74465, 12.71019], abs=5e-6)
+    assert res.modality_lo == pytest.approx([0.8252236, 0.8941378], abs=5e-8)
+    assert res.modality_hi == pytest.approx([0.9688505, 0.9875369], abs=5e-8)
 
 
 def test_auc_counts_ties_as_half_and_matches_the_pair_count() -> None:
