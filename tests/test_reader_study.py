@@ -15,7 +15,8 @@ from conftest import load_benchmark_script
 from reader_study_helpers import Server, make_study, tiny_gan_run
 
 from benchmark.cli import main
-from benchmark.execution.artifacts import read_data, read_fakes
+from benchmark.execution.artifacts import read_data, read_fakes, read_score
+from benchmark.execution.records import resolve_run
 from benchmark.execution.store import Store
 from benchmark.reader_study.agreement import fleiss_kappa
 from benchmark.reader_study.mrmc import obuchowski_rockette
@@ -77,10 +78,19 @@ def test_study_pairs_real_originals_with_their_fakes_and_hides_ids(study: Path, 
     # every PNG is a test image of the run, as stored (8-bit), and its fake is the fakes artifact's same row
     test = np.flatnonzero(data.splits == "test")
     originals = np.round(data.images[test, 0] * 255).astype(np.uint8)
-    for truth_png in by_case.values():
+    # the attacked model's outcome on each case is the run's GAN cell's, looked up by the run's image id
+    manifest = json.loads((resolve_run(store.root, meta["run_id"]) / "manifest.json").read_text())
+    score = next(s for s in manifest["stages"] if s["label"] == "score gan@0/255 vs resnet10t+none")
+    assert meta["model_cell"] == score["label"]
+    _, flags = read_score(store.path(score["key"]))
+    outcome = {i: (int(c), int(f)) for i, c, f in zip(flags["ids"], flags["clean_correct"], flags["fooled"])}
+    model = {case: (correct, fooled) for case, correct, fooled in con.execute("SELECT * FROM model")}
+    assert len(model) == 8
+    for case, truth_png in by_case.items():
         original, fake = _decode(truth_png[0][1]), _decode(truth_png[1][1])
         row = [k for k in range(len(test)) if np.array_equal(originals[k], original)]
         assert len(row) == 1 and data.labels[test[row[0]]] == truth_png[0][0]
+        assert model[case] == outcome[str(data.ids[test[row[0]]])]
         assert np.array_equal(fake, np.round(fakes[test[row[0]], 0] * 255).astype(np.uint8))
         assert not np.array_equal(fake, original)
         assert _chunks(truth_png[0][1]) == _chunks(truth_png[1][1])  # same encoding, no text chunks
@@ -210,6 +220,14 @@ def test_report_numbers_follow_from_the_answers(server: Server, study: Path, tmp
         pairs = [v for v in per_case.values() if v[0][0] == label and v[0][1] == label]
         fooled = sum(v[1][1] != label for v in pairs)
         assert (a["fooled"][direction]["successes"], a["fooled"][direction]["n"]) == (fooled, len(pairs))
+    model = {case: (correct, fooled, truth) for case, correct, fooled, truth in con.execute(
+        "SELECT m.case_id, m.correct, m.fooled, i.truth FROM model m JOIN items i USING (case_id) "
+        "WHERE i.synthetic = 0")}
+    for direction, label in (("pos_to_neg", 1), ("neg_to_pos", 0)):
+        right = [v for v in model.values() if v[2] == label and v[0]]
+        assert (a["fooled"][direction]["model"]["successes"], a["fooled"][direction]["model"]["n"]) == \
+            (sum(v[1] for v in right), len(right))
+    assert "the attacked model (score gan@0/255 vs resnet10t+none)" in (study / "report" / "index.html").read_text()
     reader2 = [v for (n, _), v in per_case.items() if n == "reader-2"]
     assert a["fooled"]["pos_to_neg"]["per_reader"][1] == sum(v[0] == (1, 1) for v in reader2)  # fooled every time
 

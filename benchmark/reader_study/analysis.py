@@ -58,7 +58,7 @@ def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
     truth = np.array([t for _, _, _, t in items])
     cases = sorted({c for _, c, _, _ in items})
     out = {"study": {k: meta.get(k) for k in ("name", "dataset", "run_id", "fakes", "cases", "seed", "design",
-                                              "created", "image_size", "fakes_ssim")},
+                                              "created", "image_size", "fakes_ssim", "model_cell")},
            "readers": [{"name": r["name"], "answered": r["answered"], "total": r["total"]} for r in readers],
            "complete_readers": len(complete), "items": len(items), "answers": sum(r["answered"] for r in readers)}
     if len(complete) < 2:
@@ -97,6 +97,13 @@ def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
     directions["overall"] = {**rate(int(fooled.sum()), int(right.sum())).to_dict(),
                              "per_reader": [int(f.sum()) for f in fooled],
                              "per_reader_n": [int(m.sum()) for m in right]}
+    model = {case: (correct, fooled) for case, correct, fooled in con.execute("SELECT * FROM model")}
+    if model:  # the attacked model on the same cases, the same measure: over originals it read right
+        for name, label in (("pos_to_neg", 1), ("neg_to_pos", 0)):
+            right_m = [c for c, y in zip(cases, case_truth) if y == label and c in model and model[c][0]]
+            directions[name]["model"] = rate(sum(model[c][1] for c in right_m), len(right_m)).to_dict()
+        right_m = [c for c in cases if c in model and model[c][0]]
+        directions["overall"]["model"] = rate(sum(model[c][1] for c in right_m), len(right_m)).to_dict()
     sensitivity = {v: rate(int((t["cancer"][:, (truth == 1) & (synthetic == s)] == 1).sum()),
                            int(len(names) * ((truth == 1) & (synthetic == s)).sum())).to_dict()
                    for v, s in (("original", 0), ("synthetic", 1))}

@@ -15,6 +15,7 @@ from benchmark.execution.artifacts import read_data, read_fakes
 from benchmark.execution.store import Store
 from benchmark.reader_study.db import STUDY_FILE, connect, create_schema
 from benchmark.reader_study.images import to_png
+from benchmark.reader_study.model_outcome import model_outcomes, white_box_score
 
 __all__ = ["FakesSource", "create_study", "find_fakes", "reading_order"]
 
@@ -25,8 +26,10 @@ DIRECTIONS = {1: "lesion removed (positive made negative-looking)", 0: "lesion i
 class FakesSource:
     """A run's fakes artifact and the data artifact it was made from."""
 
-    def __init__(self, run_id: str, label: str, fakes_key: str, data_key: str) -> None:
+    def __init__(self, run_id: str, label: str, fakes_key: str, data_key: str,
+                 score: tuple[str, str] | None = None) -> None:
         self.run_id, self.label, self.fakes_key, self.data_key = run_id, label, fakes_key, data_key
+        self.score = score  # (key, label) of the GAN cell that attacked the fakes' own target with them
 
 
 def find_fakes(run_dir: Path, store: Store, model: str | None = None, defense: str | None = None) -> FakesSource:
@@ -39,7 +42,8 @@ def find_fakes(run_dir: Path, store: Store, model: str | None = None, defense: s
         target = stage["label"].removeprefix("fakes vs ")
         m, _, d = target.partition("+")
         if (model is None or m == model) and (defense is None or d == defense):
-            found.append(FakesSource(manifest["run_id"], stage["label"], stage["key"], stage["deps"]["data"]))
+            found.append(FakesSource(manifest["run_id"], stage["label"], stage["key"], stage["deps"]["data"],
+                                     white_box_score(manifest, store, stage["key"])))
     if not found:
         wanted = f" against {model or '*'}+{defense or '*'}" if model or defense else ""
         raise BenchmarkError(f"run {manifest['run_id']} has no stored GAN fakes{wanted}; run a matrix with the "
@@ -95,15 +99,19 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, reade
                 "design": "fully crossed: every reader reads every case as original and as fake, the two versions "
                           "in different halves of a reader's own random order",
                 "image_size": int(data.images.shape[-1]), "admin_token": secrets.token_urlsafe(16),
-                "fakes_ssim": (record.get("perturbation") or {}).get("ssim", {}).get("mean")}
+                "fakes_ssim": (record.get("perturbation") or {}).get("ssim", {}).get("mean"),
+                "model_cell": source.score[1] if source.score else None}
         create_schema(con, meta)  # executescript commits on its own
         con.execute("BEGIN")
+        outcomes = model_outcomes(store, source.score[0]) if source.score else {}
         items: dict[tuple[str, int], int] = {}
         case_ids = []
         for row in rows:
             case_id = hashlib.sha256(salt + str(data.ids[row]).encode()).hexdigest()[:16]
             case_ids.append(case_id)
             truth = int(data.labels[row])
+            if str(data.ids[row]) in outcomes:
+                con.execute("INSERT INTO model VALUES (?, ?, ?)", (case_id, *outcomes[str(data.ids[row])]))
             for synthetic, image in ((0, data.images[row]), (1, fakes[row])):
                 cur = con.execute("INSERT INTO items (token, case_id, synthetic, truth, direction, png) "
                                   "VALUES (?, ?, ?, ?, ?, ?)",

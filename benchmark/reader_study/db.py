@@ -26,6 +26,8 @@ CREATE TABLE items (
 CREATE TABLE readers (reader INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, token TEXT NOT NULL UNIQUE);
 CREATE TABLE sequence (reader INTEGER NOT NULL REFERENCES readers, seq INTEGER NOT NULL,
   item INTEGER NOT NULL REFERENCES items, PRIMARY KEY (reader, seq));
+CREATE TABLE model (  -- the attacked model on each case, from the run's GAN cell (meta model_cell)
+  case_id TEXT PRIMARY KEY, correct INTEGER NOT NULL, fooled INTEGER NOT NULL);
 CREATE TABLE answers (
   reader INTEGER NOT NULL REFERENCES readers, seq INTEGER NOT NULL, item INTEGER NOT NULL REFERENCES items,
   cancer INTEGER NOT NULL, cancer_confidence INTEGER NOT NULL,

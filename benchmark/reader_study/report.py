@@ -100,10 +100,14 @@ def render_report(result: dict) -> str:
         parts.append("<h2>How often are readers fooled?</h2>"
                      '<p class="note">The study\'s measure for readers: over (reader, case) pairs whose original the '
                      "reader called right, how often the synthetic version was called the other way (Wilson interval; "
-                     "pairs of one reader are not independent, so it is narrower than it should be).</p>")
-        parts.append(_rows(["direction", "fooled"], [["positives made negative", _pct(f["pos_to_neg"])],
-                                                     ["negatives made positive", _pct(f["neg_to_pos"])],
-                                                     ["overall", _pct(f["overall"])]], "fooled"))
+                     "pairs of one reader are not independent, so it is narrower than it should be). The attacked "
+                     "model on the same cases, the same measure at its operating point, from the run's GAN cell.</p>")
+        model = s.get("model_cell")
+        header = ["direction", "readers"] + ([f"the attacked model ({model})"] if model else [])
+        parts.append(_rows(header, [[label, _pct(f[k])] + ([_pct(f[k]["model"])] if model else [])
+                                    for label, k in (("positives made negative", "pos_to_neg"),
+                                                     ("negatives made positive", "neg_to_pos"),
+                                                     ("overall", "overall"))], "fooled"))
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>Reader study {escape(str(s['name']))}</title><style>{_STYLE}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
