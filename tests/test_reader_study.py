@@ -227,7 +227,7 @@ def test_report_numbers_follow_from_the_answers(server: Server, study: Path, tmp
         right = [v for v in model.values() if v[2] == label and v[0]]
         assert (a["fooled"][direction]["model"]["successes"], a["fooled"][direction]["model"]["n"]) == \
             (sum(v[1] for v in right), len(right))
-    assert "the attacked model (score gan@0/255 vs resnet10t+none)" in (study / "report" / "index.html").read_text()
+    assert "the attacked model (gan vs resnet10t+none)" in (study / "report" / "index.html").read_text()
     reader2 = [v for (n, _), v in per_case.items() if n == "reader-2"]
     assert a["fooled"]["pos_to_neg"]["per_reader"][1] == sum(v[0] == (1, 1) for v in reader2)  # fooled every time
 

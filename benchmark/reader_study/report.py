@@ -103,7 +103,8 @@ def render_report(result: dict) -> str:
                      "pairs of one reader are not independent, so it is narrower than it should be). The attacked "
                      "model on the same cases, the same measure at its operating point, from the run's GAN cell.</p>")
         model = s.get("model_cell")
-        header = ["direction", "readers"] + ([f"the attacked model ({model})"] if model else [])
+        cell = str(model).removeprefix("score ").replace("@0/255", "")  # 'gan vs resnet10t+none'
+        header = ["direction", "readers"] + ([f"the attacked model ({cell})"] if model else [])
         parts.append(_rows(header, [[label, _pct(f[k])] + ([_pct(f[k]["model"])] if model else [])
                                     for label, k in (("positives made negative", "pos_to_neg"),
                                                      ("negatives made positive", "neg_to_pos"),
