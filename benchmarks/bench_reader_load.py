@@ -62,6 +62,8 @@ def _start_server(study: Path) -> tuple[subprocess.Popen, int, dict[str, str]]:
             break
         if url:
             tokens[name] = url.rsplit("/", 1)[1]
+    # keep reading what the server prints, so that its pipe never fills and blocks it
+    threading.Thread(target=lambda: sys.stdout.writelines(proc.stdout), daemon=True).start()
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -72,7 +74,7 @@ def _start_server(study: Path) -> tuple[subprocess.Popen, int, dict[str, str]]:
             return proc, port, tokens
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
-                sys.exit(f"the server did not start: {proc.stdout.read() if proc.poll() is not None else ''}")
+                sys.exit("the server did not start")
             time.sleep(0.1)
 
 
@@ -169,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-            proc.stdout.close()
         checks = _check(study, tokens, results, args.answers)
     errors = [e for r in results.values() for e in r["errors"]]
     total = sum(len(r["sent"]) for r in results.values())

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -62,6 +63,9 @@ class Server:
                 self.readers[name] = url.rsplit("/", 1)[1]
         else:
             raise RuntimeError(f"the server exited with {self.proc.wait()} before printing its links")
+        self.log: list[str] = []  # what the server prints later (warnings, errors); read so that the pipe never fills
+        self._drain = threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True)
+        self._drain.start()
         deadline = time.monotonic() + 60
         while True:  # wait until uvicorn accepts connections
             try:
@@ -99,4 +103,5 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._drain.join(timeout=10)
         self.proc.stdout.close()

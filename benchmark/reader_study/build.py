@@ -44,6 +44,7 @@ def find_fakes(run_dir: Path, store: Store, model: str | None = None, defense: s
         if (model is None or m == model) and (defense is None or d == defense):
             found.append(FakesSource(manifest["run_id"], stage["label"], stage["key"], stage["deps"]["data"],
                                      white_box_score(manifest, store, stage["key"])))
+    found = [f for f in found if store.has(f.data_key)]
     if not found:
         wanted = f" against {model or '*'}+{defense or '*'}" if model or defense else ""
         raise BenchmarkError(f"run {manifest['run_id']} has no stored GAN fakes{wanted}; run a matrix with the "
