@@ -58,7 +58,7 @@ def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
     truth = np.array([t for _, _, _, t in items])
     cases = sorted({c for _, c, _, _ in items})
     out = {"study": {k: meta.get(k) for k in ("name", "dataset", "run_id", "fakes", "cases", "seed", "design",
-                                              "created", "image_size", "fakes_ssim", "model_cell")},
+                                              "created", "image_size", "fakes_ssim", "model_cell", "git_commit")},
            "readers": [{"name": r["name"], "answered": r["answered"], "total": r["total"]} for r in readers],
            "complete_readers": len(complete), "items": len(items), "answers": sum(r["answered"] for r in readers)}
     if len(complete) < 2:

@@ -12,6 +12,7 @@ import numpy as np
 
 from benchmark.errors import BenchmarkError
 from benchmark.execution.artifacts import read_data, read_fakes
+from benchmark.execution.records import git_commit
 from benchmark.execution.store import Store
 from benchmark.reader_study.db import STUDY_FILE, connect, create_schema
 from benchmark.reader_study.images import to_png
@@ -101,7 +102,7 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, reade
                           "in different halves of a reader's own random order",
                 "image_size": int(data.images.shape[-1]), "admin_token": secrets.token_urlsafe(16),
                 "fakes_ssim": (record.get("perturbation") or {}).get("ssim", {}).get("mean"),
-                "model_cell": source.score[1] if source.score else None}
+                "model_cell": source.score[1] if source.score else None, "git_commit": git_commit()}
         create_schema(con, meta)  # executescript commits on its own
         con.execute("BEGIN")
         outcomes = model_outcomes(store, source.score[0]) if source.score else {}

@@ -90,7 +90,7 @@ def admin_page(study: str, meta: dict, readers: list[dict], counts: dict[str, in
                    f"<td><a href=\"{escape(base)}/read/{escape(r['token'])}\">{escape(base)}/read/"
                    f"{escape(r['token'])}</a></td></tr>" for r in readers)
     facts = "".join(f"<li>{escape(k)}: {escape(str(meta.get(k)))}</li>"
-                    for k in ("dataset", "run_id", "fakes", "cases", "seed", "design", "created"))
+                    for k in ("dataset", "run_id", "fakes", "cases", "seed", "design", "created", "git_commit"))
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>Reader study {escape(study)}: organiser</title>"
             "<style>body{font-family:system-ui,sans-serif;margin:2rem}td,th{border:1px solid #ccc;padding:.3rem .6rem}"
