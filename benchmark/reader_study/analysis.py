@@ -97,7 +97,7 @@ def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
     directions["overall"] = {**rate(int(fooled.sum()), int(right.sum())).to_dict(),
                              "per_reader": [int(f.sum()) for f in fooled],
                              "per_reader_n": [int(m.sum()) for m in right]}
-    model = {case: (correct, fooled) for case, correct, fooled in con.execute("SELECT * FROM model")}
+    model = {case: (ok, flipped) for case, ok, flipped in con.execute("SELECT case_id, correct, fooled FROM model")}
     if model:  # the attacked model on the same cases, the same measure: over originals it read right
         for name, label in (("pos_to_neg", 1), ("neg_to_pos", 0)):
             right_m = [c for c, y in zip(cases, case_truth) if y == label and c in model and model[c][0]]
