@@ -1,7 +1,7 @@
 """Activation checkpointing for the GAN's generator: training memory and time with and without, on this machine.
 
-    python benchmarks/bench_checkpointing.py                # 512 and 1024 px, writes results/checkpointing.json
-    python benchmarks/bench_checkpointing.py --sizes 64 --out /tmp/c.json   # what the tests run
+    python benchmarks/bench_checkpointing.py   # default@512 default@1024 study@512: results/checkpointing.json
+    python benchmarks/bench_checkpointing.py --runs default@64 --out /tmp/c.json   # what the tests run
 
 One generator training step (forward, a loss, backward) on a batch of 2, with UNetGenerator.checkpoint_blocks off and
 on, after a 64 px warm-up step. Each measurement runs in a fresh process, so that its peak resident memory
@@ -72,8 +72,8 @@ def measure(size: int, net: str, device: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     """Measure every size and generator; write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
-    parser.add_argument("--nets", nargs="+", default=["default"], choices=sorted(NETS))
+    parser.add_argument("--runs", nargs="+", default=["default@512", "default@1024", "study@512"],
+                        help=f"NET@SIZE, NET one of {', '.join(NETS)} (study@1024 needs > 20 GB on a CPU)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # a child process: SIZE NET FLAG DEVICE
@@ -82,16 +82,18 @@ def main(argv: list[str] | None = None) -> dict:
         size, net, flag, device = args.one
         print(json.dumps(step(int(size), net, flag == "1", device)))
         return {}
+    runs = [(r.split("@")[0], int(r.split("@")[1])) for r in args.runs]
     results = {"what": "one generator training step (batch 2), UNetGenerator.checkpoint_blocks off and on",
                "device": args.device, "machine": platform.machine(), "torch": torch.__version__,
-               "nets": {n: {"unet_base": NETS[n][0], "unet_levels": NETS[n][1]} for n in args.nets},
-               "sizes": {f"{net}@{size}": measure(size, net, args.device) for net in args.nets for size in args.sizes}}
+               "nets": {n: {"unet_base": b, "unet_levels": v} for n, (b, v) in NETS.items()},
+               "sizes": {f"{net}@{size}": measure(size, net, args.device) for net, size in runs}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     for name, row in results["sizes"].items():
-        print(f"{name}: {row['plain']['peak_mb']:.0f} MB -> {row['checkpointed']['peak_mb']:.0f} MB "
-              f"({row['memory_saved']:.0%} saved), time +{row['time_added']:.0%}, same gradients: "
-              f"{row['same_gradients']}")
+        saved = "n/a" if row["memory_saved"] is None else f"{row['memory_saved']:.0%}"
+        added = "n/a" if row["time_added"] is None else f"{row['time_added']:+.0%}"
+        print(f"{name}: {row['plain']['peak_mb']:.0f} MB -> {row['checkpointed']['peak_mb']:.0f} MB ({saved} saved), "
+              f"time {added}, same gradients: {row['same_gradients']}")
     return results
 
 
