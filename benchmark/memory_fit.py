@@ -128,8 +128,13 @@ def out_of_memory(exc: BaseException) -> bool:
         isinstance(exc, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(exc))
 
 
-def memory_error(stage: str, per_image: int, available: int, source: str) -> BenchmarkError:
-    """The one line for a stage that cannot fit even one image."""
-    return BenchmarkError(f"stage {stage}: one image needs about {per_image / 1e9:.3g} GB but only "
-                          f"{available * MEMORY_SAFETY / 1e9:.3g} GB of {available / 1e9:.3g} GB ({source}) may be "
-                          "used; raise run.max_memory, free device memory, or lower dataset.image_size")
+def memory_error(stage: str, per_image: int, available: int, source: str, ran_out: bool = False) -> BenchmarkError:
+    """The one line for a stage that cannot fit even one image (ran_out: the probe fitted, the device did not)."""
+    if ran_out:
+        what = (f"ran out of memory at a batch of one image (about {per_image / 1e9:.3g} GB probed, "
+                f"{available / 1e9:.3g} GB free by {source})")
+    else:
+        what = (f"one image needs about {per_image / 1e9:.3g} GB but only {available * MEMORY_SAFETY / 1e9:.3g} GB "
+                f"of {available / 1e9:.3g} GB ({source}) may be used")
+    return BenchmarkError(f"stage {stage}: {what}; raise run.max_memory, free device memory, or lower "
+                          "dataset.image_size")

@@ -173,3 +173,16 @@ def test_predictions_are_the_same_bits_at_any_batch_size() -> None:
     full = predict_proba(model, images, CPU, 128)
     for size in (2, 5, 64):
         np.testing.assert_array_equal(predict_proba(model, images, CPU, size), full)
+
+
+def test_out_of_memory_at_a_batch_of_one_is_the_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(fakes_stage, "apply_generators", never)
+    generators = {d: UNetGenerator(base=4, levels=2) for d in ("insert", "remove")}
+    data = SimpleNamespace(images=np.zeros((4, 1, 32, 32), np.float32), labels=np.array([0, 1, 0, 1]))
+    with pytest.raises(BenchmarkError) as err:
+        fakes_stage._generate(generators, data, StageContext(CPU, 4, max_memory=10**9))
+    assert str(err.value).startswith("stage fakes: ran out of memory at a batch of one image (about ")
+    assert str(err.value).endswith("GB free by run.max_memory); raise run.max_memory, free device memory, or lower "
+                                   "dataset.image_size")

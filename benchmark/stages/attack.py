@@ -58,7 +58,8 @@ def run(params: dict, inputs: dict[str, Path], out: Path, ctx: StageContext) -> 
             except RuntimeError as exc:  # e.g. "element 0 of tensors does not require grad": a wrap() without autograd
                 if out_of_memory(exc):
                     if micro == 1:
-                        raise memory_error("attack", fit.per_image_bytes, fit.available_bytes, fit.source) from None
+                        raise memory_error("attack", fit.per_image_bytes, fit.available_bytes, fit.source,
+                                           ran_out=True) from None
                     micro = max(1, micro // 2)
                     _release(device)
                     continue

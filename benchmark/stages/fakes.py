@@ -73,7 +73,8 @@ def _generate(generators: dict, data: object, ctx: StageContext) -> tuple[np.nda
             if not out_of_memory(exc):
                 raise
             if used == 1:
-                raise memory_error("fakes", fit.per_image_bytes, fit.available_bytes, fit.source) from None
+                raise memory_error("fakes", fit.per_image_bytes, fit.available_bytes, fit.source,
+                                   ran_out=True) from None
             used = max(1, used // 2)
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()
