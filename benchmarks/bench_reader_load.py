@@ -6,10 +6,12 @@
     python benchmarks/bench_reader_load.py --readers 5 --answers 80 --out /tmp/x.json --keep /tmp/demo  # a demo
 
 A study is made from a recorded run's GAN fakes (default: the latest run of configs/default.toml; `make run` first)
-with answers/2 cases, so that each reader has exactly `answers` images. Then `python -m benchmark reader-study serve`
-runs as its own process (uvicorn, one worker, SQLite in WAL mode), and one thread per reader does what the reading
-page does, as fast as it can: fetch the image, post the answer (the reply carries the next image), on one keep-alive
-HTTP connection per reader. All readers start together at a barrier.
+with `answers` cases, each shown once as its original or its fake, so that each reader has exactly `answers` images
+(no detector scoring: it does not touch the server); readers are added as `add-reader` does. Then `python -m benchmark
+reader-study serve` runs as its own process (uvicorn, one worker, SQLite in WAL mode, synced on every commit), and one
+thread per reader does what the reading page does, as fast as it can: fetch the image, post the answer (a real/fake
+call, a confidence 1-5, on every other image a mark; the reply carries the next image), on one keep-alive HTTP
+connection per reader. All readers start together at a barrier.
 
 Measured: answers per second over the whole load (first request to last reply), and the latency of each answer's
 POST and each image's GET (p50, p90, p99, max). Checked afterwards in the study file: the number of answer rows, and
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
 import platform
 import sqlite3
@@ -40,14 +41,16 @@ sys.path.insert(0, str(ROOT))
 from benchmark.config import load_config  # noqa: E402
 from benchmark.execution.records import resolve_run  # noqa: E402
 from benchmark.execution.store import Store  # noqa: E402
-from benchmark.reader_study.build import create_study, find_fakes  # noqa: E402
+from benchmark.reader_study.build import create_study  # noqa: E402
+from benchmark.reader_study.readers import add_reader, hash_token  # noqa: E402
+from benchmark.reader_study.sources import find_fakes  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "reader_load.json"
-FIELDS = ("cancer", "cancer_confidence", "manipulated", "manipulated_confidence")
+FIELDS = ("call", "confidence", "x", "y")
 
 
-def _start_server(study: Path) -> tuple[subprocess.Popen, int, dict[str, str]]:
-    """The real server on a free port; (process, port, pseudonym -> reader token)."""
+def _start_server(study: Path) -> tuple[subprocess.Popen, int]:
+    """The real server on a free port; (process, port)."""
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,13 +58,7 @@ def _start_server(study: Path) -> tuple[subprocess.Popen, int, dict[str, str]]:
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "reader-study", "serve", "--study", str(study),
                              "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    tokens = {}
-    for line in proc.stdout:
-        name, _, url = line.strip().partition(": ")
-        if name == "organiser":
-            break
-        if url:
-            tokens[name] = url.rsplit("/", 1)[1]
+    print(proc.stdout.readline().strip())  # where it listens
     # keep reading what the server prints, so that its pipe never fills and blocks it
     threading.Thread(target=lambda: sys.stdout.writelines(proc.stdout), daemon=True).start()
     deadline = time.monotonic() + 60
@@ -71,7 +68,7 @@ def _start_server(study: Path) -> tuple[subprocess.Popen, int, dict[str, str]]:
             conn.request("GET", "/")
             conn.getresponse().read()
             conn.close()
-            return proc, port, tokens
+            return proc, port
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 sys.exit("the server did not start")
@@ -88,13 +85,15 @@ def _reader(port: int, token: str, answers: int, seed: int, barrier: threading.B
     step = json.loads(conn.getresponse().read())
     for _ in range(answers):
         t0 = time.perf_counter()
-        conn.request("GET", f"/image/{step['item']}.png")
+        conn.request("GET", f"/read/{token}/image/{step['item']}.png")
         reply = conn.getresponse()
         reply.read()
         image_s.append(time.perf_counter() - t0)
+        mark = step["seq"] % 2 == 0
         body = {"seq": step["seq"], "item": step["item"], "ms": int(rng.integers(500, 5000)),
-                **{f: int(rng.integers(0, 2) if f in ("cancer", "manipulated") else rng.integers(1, 4))
-                   for f in FIELDS}}
+                "call": int(rng.integers(0, 2)), "confidence": int(rng.integers(1, 6)),
+                "x": round(float(rng.uniform(0, step["width"])), 2) if mark else None,
+                "y": round(float(rng.uniform(0, step["height"])), 2) if mark else None}
         t0 = time.perf_counter()
         conn.request("POST", f"/api/{token}/answers", json.dumps(body), {"Content-Type": "application/json"})
         reply = conn.getresponse()
@@ -121,9 +120,9 @@ def _check(study: Path, tokens: dict[str, str], results: dict, answers: int) -> 
     rows = con.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
     sequence_ok = values_ok = True
     for token in tokens.values():
-        reader = con.execute("SELECT reader FROM readers WHERE token = ?", (token,)).fetchone()[0]
-        stored = con.execute("SELECT a.seq, i.token, s.item = a.item, a.cancer, a.cancer_confidence, a.manipulated, "
-                             "a.manipulated_confidence, a.ms FROM answers a JOIN items i ON i.item = a.item JOIN "
+        reader = con.execute("SELECT reader FROM readers WHERE token_hash = ?", (hash_token(token),)).fetchone()[0]
+        stored = con.execute("SELECT a.seq, i.token, s.item = a.item, a.call, a.confidence, a.x, a.y, a.ms "
+                             "FROM answers a JOIN items i ON i.item = a.item JOIN "
                              "sequence s ON s.reader = a.reader AND s.seq = a.seq WHERE a.reader = ? ORDER BY a.seq",
                              (reader,)).fetchall()
         sequence_ok &= [r[0] for r in stored] == list(range(answers)) and all(r[2] == 1 for r in stored)
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                                                              "configs/default.toml)")
     p.add_argument("--run", default="latest")
     p.add_argument("--readers", type=int, default=20)
-    p.add_argument("--answers", type=int, default=100, help="answers per reader (the study has answers/2 cases)")
+    p.add_argument("--answers", type=int, default=100, help="answers per reader (the study has as many cases)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--keep", type=Path, default=None, help="write the study here and keep it (answered at random by "
                                                            "scripted readers: a demo for `reader-study report`)")
@@ -151,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     store = Store(config.run.store)
     source = find_fakes(resolve_run(config.run.store, args.run), store)
-    cases = math.ceil(args.answers / 2)
+    cases = args.answers
     with tempfile.TemporaryDirectory(prefix="reader-load-") as tmp:
         study = args.keep or Path(tmp) / "load-study"
-        create_study(source, store, study, cases, args.readers, seed=0, dataset=config.dataset.name)
-        proc, port, tokens = _start_server(study)
+        create_study(source, store, study, cases, seed=0, dataset=config.dataset.name, detector=False)
+        tokens = {f"reader-{k + 1:02d}": add_reader(study, f"reader-{k + 1:02d}") for k in range(args.readers)}
+        proc, port = _start_server(study)
         try:
             barrier = threading.Barrier(len(tokens) + 1)
             results: dict = {}
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         "answer_post_ms": _quantiles([s for r in results.values() for s in r["post_s"]]),
         "image_get_ms": _quantiles([s for r in results.values() for s in r["image_s"]]),
         "checks": {**checks, "errors": errors},
-        "server": "python -m benchmark reader-study serve: uvicorn, 1 process, Starlette, SQLite (WAL)",
+        "server": "python -m benchmark reader-study serve: uvicorn, 1 process, Starlette, SQLite (WAL, "
+                  "synchronous=FULL)",
         "study": {"run_id": source.run_id, "fakes": source.label, "cases": cases,
                   "image_size": config.dataset.image_size},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),

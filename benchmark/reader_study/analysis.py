@@ -1,9 +1,10 @@
-"""The study's numbers from its answers: can readers tell the GAN's fakes from real images, do the fakes change
-their cancer reading, how often are they fooled per direction, and how well do they agree.
+"""The study's numbers from its answers: can readers tell the GAN's fakes from real images, how sure are they, do
+they agree, can they point at the edit; and the benchmark's detector and the attacked model on the same images.
 
-Only readers who answered every item enter the MRMC analysis and the agreement (a fully crossed design); the others
-are listed with their progress. Ratings: a yes/no call with low/medium/high confidence becomes a 6-point scale
-(1 = no, high confidence ... 6 = yes, high confidence), from which the empirical AUCs are computed.
+Each answer is a call (real/fake) with a confidence 1..5, read as one 10-point rating (1 = real, certain ... 5 = real,
+a guess; 6 = fake, a guess ... 10 = fake, certain), from which the empirical ROC AUCs are computed (fake = positive).
+Per-reader numbers use every answer a reader gave; the MRMC analysis and the agreement use the readers who answered
+every image (all readers read the same images: a fully crossed design).
 """
 from __future__ import annotations
 
@@ -15,108 +16,119 @@ from benchmark.metrics import rate
 from benchmark.reader_study.agreement import category_counts, fleiss_kappa, fleiss_kappa_interval
 from benchmark.reader_study.answers import progress
 from benchmark.reader_study.db import read_meta
-from benchmark.reader_study.mrmc import obuchowski_rockette
+from benchmark.reader_study.images import unpack_mask
+from benchmark.reader_study.mrmc import auc, obuchowski_rockette
 
-__all__ = ["analyse", "six_point"]
+__all__ = ["PUBLISHED_READERS", "analyse", "call_measures", "ten_point"]
+
+# the study's five breast-imaging radiologists telling real from GAN-made mammograms (Zhou et al. 2021)
+PUBLISHED_READERS = {"accuracy_low": 0.29, "accuracy_high": 0.71, "readers": 5}
 
 
-def six_point(call: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """A yes/no call (1/0) with confidence 1..3 as one rating 1..6 (no+high = 1, no+low = 3, yes+low = 4, yes+high
-    = 6)."""
+def ten_point(call: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """A real/fake call (0/1) with confidence 1..5 as one rating 1..10 (real+5 = 1, real+1 = 5, fake+1 = 6,
+    fake+5 = 10)."""
     call, confidence = np.asarray(call), np.asarray(confidence)
-    return np.where(call == 1, 3 + confidence, 4 - confidence)
+    return np.where(call == 1, 5 + confidence, 6 - confidence)
 
 
-def _table(con: sqlite3.Connection, readers: list[int], n_items: int) -> dict[str, np.ndarray]:
-    """(readers, items) arrays of each answer field, items in item-id order."""
-    out = {k: np.zeros((len(readers), n_items), dtype=int) for k in
-           ("cancer", "cancer_confidence", "manipulated", "manipulated_confidence")}
-    items = [i for (i,) in con.execute("SELECT item FROM items ORDER BY item")]
-    column = {item: k for k, item in enumerate(items)}
-    for r, reader in enumerate(readers):
-        for item, *values in con.execute("SELECT item, cancer, cancer_confidence, manipulated, "
-                                         "manipulated_confidence FROM answers WHERE reader = ?", (reader,)):
-            for name, value in zip(out, values):
-                out[name][r, column[item]] = value
+def _auc(scores: np.ndarray, truth: np.ndarray) -> float | None:
+    """Empirical AUC, or None when a class has fewer than 2 images."""
+    truth = np.asarray(truth)
+    if min(int(truth.sum()), int((1 - truth).sum())) < 2:
+        return None
+    return float(auc(np.asarray(scores, dtype=float), truth))
+
+
+def call_measures(calls: np.ndarray, truth: np.ndarray, scores: np.ndarray) -> dict:
+    """Accuracy, sensitivity to fakes, specificity (Wilson intervals), fakes passed as real and the AUC of scores,
+    for calls (1 = fake) against truth (1 = synthetic)."""
+    calls, truth = np.asarray(calls, dtype=int), np.asarray(truth, dtype=int)
+    fake = truth == 1
+    return {"accuracy": rate(int((calls == truth).sum()), calls.size).to_dict(),
+            "sensitivity": rate(int((calls[fake] == 1).sum()), int(fake.sum())).to_dict(),
+            "specificity": rate(int((calls[~fake] == 0).sum()), int((~fake).sum())).to_dict(),
+            "fakes_passed": rate(int((calls[fake] == 0).sum()), int(fake.sum())).to_dict(),
+            "auc": _auc(scores, truth)}
+
+
+def _answers(con: sqlite3.Connection, reader: int) -> list[tuple]:
+    return con.execute("SELECT a.item, i.synthetic, a.call, a.confidence, a.x, a.y, i.edited, i.width, i.height "
+                       "FROM answers a JOIN items i ON i.item = a.item WHERE a.reader = ? ORDER BY a.seq",
+                       (reader,)).fetchall()
+
+
+def _localisation(rows: list[tuple]) -> dict:
+    """Over fakes the reader marked: the mark inside the edited region (the pixel under it moved by > 0.02)."""
+    hits = marked = 0
+    for _, synthetic, _, _, x, y, edited, width, height in rows:
+        if synthetic and x is not None and edited is not None:
+            mask = unpack_mask(edited, height, width)
+            marked += 1
+            hits += bool(mask[min(int(y), height - 1), min(int(x), width - 1)])
+    return rate(hits, marked).to_dict()
+
+
+def _machines(con: sqlite3.Connection) -> dict:
+    """The detector on every study image; the attacked model on the study's cases."""
+    items = con.execute("SELECT i.synthetic, i.detector, m.correct, m.fooled FROM items i LEFT JOIN model m "
+                        "USING (case_id)").fetchall()
+    out = {}
+    scored = [(s, d) for s, d, _, _ in items if d is not None]
+    if scored:
+        truth = np.array([s for s, _ in scored])
+        score = np.array([d for _, d in scored])
+        out["detector"] = call_measures((score >= 0.5).astype(int), truth, score)
+    modelled = [(s, c, f) for s, _, c, f in items if c is not None]
+    if modelled:
+        fakes_right = [f for s, c, f in modelled if s == 1 and c]
+        out["model"] = {"accuracy_on_originals": rate(sum(c for s, c, _ in modelled if s == 0),
+                                                      sum(1 for s, _, _ in modelled if s == 0)).to_dict(),
+                        "fooled_by_fakes": rate(sum(fakes_right), len(fakes_right)).to_dict()}
     return out
-
-
-def _kappa(calls: np.ndarray) -> dict:
-    counts = category_counts(calls, 2)
-    lo, hi = fleiss_kappa_interval(counts)
-    return {"value": fleiss_kappa(counts), "lo": lo, "hi": hi, "readers": int(calls.shape[0]),
-            "items": int(calls.shape[1])}
 
 
 def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
     """Every number of the report, as JSON-able data; covariance: the OR analysis's "jackknife" or "delong"."""
     meta = read_meta(con)
     readers = progress(con)
-    complete = [r for r in readers if r["answered"] == r["total"] and r["total"] > 0]
-    items = con.execute("SELECT item, case_id, synthetic, truth FROM items ORDER BY item").fetchall()
-    synthetic = np.array([s for _, _, s, _ in items])
-    truth = np.array([t for _, _, _, t in items])
-    cases = sorted({c for _, c, _, _ in items})
-    out = {"study": {k: meta.get(k) for k in ("name", "dataset", "run_id", "fakes", "cases", "seed", "design",
-                                              "created", "image_size", "fakes_ssim", "model_cell", "git_commit")},
-           "readers": [{"name": r["name"], "answered": r["answered"], "total": r["total"]} for r in readers],
-           "complete_readers": len(complete), "items": len(items), "answers": sum(r["answered"] for r in readers)}
+    items = con.execute("SELECT item, synthetic FROM items ORDER BY item").fetchall()
+    out = {"study": {k: meta.get(k) for k in ("name", "dataset", "run_id", "fakes", "cases", "images", "seed",
+                                              "pairs", "design", "created", "image_size", "window", "fakes_ssim",
+                                              "model_cell", "detector", "git_commit")},
+           "published_readers": PUBLISHED_READERS, "items": len(items),
+           "synthetic_items": sum(s for _, s in items),
+           "answers": sum(r["answered"] for r in readers), "per_reader": [], **_machines(con)}
+    complete = []
+    for r in readers:
+        rows = _answers(con, r["reader"])
+        entry = {"name": r["name"], "answered": r["answered"], "total": r["total"]}
+        if rows:
+            truth, calls, conf = (np.array([row[k] for row in rows]) for k in (1, 2, 3))
+            entry.update(call_measures(calls, truth, ten_point(calls, conf)), localisation=_localisation(rows))
+        out["per_reader"].append(entry)
+        if r["answered"] == r["total"] > 0:
+            complete.append(r)
+    out["complete_readers"] = [r["name"] for r in complete]
     if len(complete) < 2:
-        out["analysis"] = None
-        out["reason"] = (f"{len(complete)} reader(s) answered every image; the MRMC analysis and the agreement need "
-                         "at least 2")
+        out["pooled"] = None
+        out["reason"] = (f"{len(complete)} reader(s) answered every image; the pooled AUC's MRMC interval and the "
+                         "agreement need at least 2")
         return out
-    t = _table(con, [r["reader"] for r in complete], len(items))
-    manipulated = six_point(t["manipulated"], t["manipulated_confidence"])
-    cancer = six_point(t["cancer"], t["cancer_confidence"])
-    names = [r["name"] for r in complete]
-
-    # 1. real vs fake: every item is a case, truth = synthetic
-    detect = obuchowski_rockette(manipulated[None], synthetic, covariance).to_dict()
-    correct = t["manipulated"] == synthetic[None, :]
-    accuracy = [{"reader": n, **rate(int(c.sum()), c.size).to_dict()} for n, c in zip(names, correct)]
-
-    # 2. cancer reading, original vs synthetic version of the same cases (two modalities, fully crossed)
-    index = {(c, s): k for k, (_, c, s, _) in enumerate(items)}
-    case_truth = np.array([truth[index[c, 0]] for c in cases])
-    by_version = np.stack([cancer[:, [index[c, s] for c in cases]] for s in (0, 1)])  # (2, readers, cases)
-    reading = obuchowski_rockette(by_version, case_truth, covariance).to_dict()
-
-    # 3. fooled, the study's measure: over (reader, case) pairs whose original the reader called right, the fake's
-    # call flipped to the other class; per direction (positives made negative, negatives made positive)
-    call_orig = np.stack([t["cancer"][:, index[c, 0]] for c in cases], axis=1)
-    call_fake = np.stack([t["cancer"][:, index[c, 1]] for c in cases], axis=1)
-    right = call_orig == case_truth[None, :]
-    fooled = right & (call_fake != case_truth[None, :])
-    directions = {}
-    for name, label in (("pos_to_neg", 1), ("neg_to_pos", 0)):
-        mask = right & (case_truth[None, :] == label)
-        directions[name] = {**rate(int(fooled[mask].sum()), int(mask.sum())).to_dict(),
-                            "per_reader": [int(f[m].sum()) for f, m in zip(fooled, mask)],
-                            "per_reader_n": [int(m.sum()) for m in mask]}
-    directions["overall"] = {**rate(int(fooled.sum()), int(right.sum())).to_dict(),
-                             "per_reader": [int(f.sum()) for f in fooled],
-                             "per_reader_n": [int(m.sum()) for m in right]}
-    model = {case: (ok, flipped) for case, ok, flipped in con.execute("SELECT case_id, correct, fooled FROM model")}
-    if model:  # the attacked model on the same cases, the same measure: over originals it read right
-        for name, label in (("pos_to_neg", 1), ("neg_to_pos", 0)):
-            right_m = [c for c, y in zip(cases, case_truth) if y == label and c in model and model[c][0]]
-            directions[name]["model"] = rate(sum(model[c][1] for c in right_m), len(right_m)).to_dict()
-        right_m = [c for c in cases if c in model and model[c][0]]
-        directions["overall"]["model"] = rate(sum(model[c][1] for c in right_m), len(right_m)).to_dict()
-    sensitivity = {v: rate(int((t["cancer"][:, (truth == 1) & (synthetic == s)] == 1).sum()),
-                           int(len(names) * ((truth == 1) & (synthetic == s)).sum())).to_dict()
-                   for v, s in (("original", 0), ("synthetic", 1))}
-    out["analysis"] = {
-        "readers": names,
-        "real_vs_fake": {"or": detect, "accuracy": accuracy,
-                         "pooled_accuracy": rate(int(correct.sum()), correct.size).to_dict(),
-                         "kappa": _kappa(t["manipulated"])},
-        "cancer_reading": {"or": reading, "modalities": ["original", "synthetic"],
-                           "sensitivity": sensitivity, "kappa_original": _kappa(t["cancer"][:, synthetic == 0]),
-                           "kappa_synthetic": _kappa(t["cancer"][:, synthetic == 1])},
-        "fooled": directions,
-        "reading_ms_median": float(np.median([ms for (ms,) in con.execute(
-            "SELECT ms FROM answers WHERE ms IS NOT NULL")] or [np.nan])),
+    column = {item: k for k, (item, _) in enumerate(items)}
+    calls, conf = np.zeros((2, len(complete), len(items)), dtype=int)
+    for j, r in enumerate(complete):
+        for item, _, call, confidence, *_ in _answers(con, r["reader"]):
+            calls[j, column[item]], conf[j, column[item]] = call, confidence
+    truth = np.array([s for _, s in items])
+    ratings = ten_point(calls, conf)
+    counts = category_counts(calls, 2)
+    lo, hi = fleiss_kappa_interval(counts)
+    analysis = obuchowski_rockette(ratings[None], truth, covariance).to_dict()
+    out["pooled"] = {
+        "readers": len(complete), "or": analysis,
+        **call_measures(calls.ravel(), np.tile(truth, len(complete)), ratings.ravel()),
+        "auc": analysis["modality_auc"][0],  # the readers' mean AUC, whose interval the OR analysis gives
+        "kappa": {"value": fleiss_kappa(counts), "lo": lo, "hi": hi},
     }
     return out

@@ -1,9 +1,8 @@
-"""Create a study from a recorded run: sample test cases, pair each original with its lesion-GAN fake, write the
-study file with one counterbalanced reading order per reader."""
+"""Create a study from a recorded run: sample test cases, show each as its original or as its lesion-GAN fake (half
+and half, within each label), or with --pairs both; write the study file. Readers are added later (readers.py)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from pathlib import Path
@@ -15,53 +14,22 @@ from benchmark.execution.artifacts import read_data, read_fakes
 from benchmark.execution.records import git_commit
 from benchmark.execution.store import Store
 from benchmark.reader_study.db import STUDY_FILE, connect, create_schema
-from benchmark.reader_study.images import to_png
-from benchmark.reader_study.model_outcome import model_outcomes, white_box_score
+from benchmark.reader_study.images import edited_mask, pack_mask, study_window, to_png
+from benchmark.reader_study.model_outcome import model_outcomes
+from benchmark.reader_study.readers import hash_token
+from benchmark.reader_study.sources import FakesSource
 
-__all__ = ["FakesSource", "create_study", "find_fakes", "reading_order"]
+__all__ = ["DESIGNS", "create_study", "shown_as_fake"]
 
 DIRECTIONS = {1: "lesion removed (positive made negative-looking)", 0: "lesion inserted (negative made "
               "positive-looking)"}
-
-
-class FakesSource:
-    """A run's fakes artifact and the data artifact it was made from."""
-
-    def __init__(self, run_id: str, label: str, fakes_key: str, data_key: str,
-                 score: tuple[str, str] | None = None) -> None:
-        self.run_id, self.label, self.fakes_key, self.data_key = run_id, label, fakes_key, data_key
-        self.score = score  # (key, label) of the GAN cell that attacked the fakes' own target with them
-
-
-def find_fakes(run_dir: Path, store: Store, model: str | None = None, defense: str | None = None) -> FakesSource:
-    """The run's stored fakes made against model+defense (the first stored one when neither is given)."""
-    manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
-    found = []
-    for stage in manifest["stages"]:
-        if stage["kind"] != "fakes" or stage["status"] not in ("done", "cached") or not store.has(stage["key"]):
-            continue
-        target = stage["label"].removeprefix("fakes vs ")
-        m, _, d = target.partition("+")
-        if (model is None or m == model) and (defense is None or d == defense):
-            found.append(FakesSource(manifest["run_id"], stage["label"], stage["key"], stage["deps"]["data"],
-                                     white_box_score(manifest, store, stage["key"])))
-    found = [f for f in found if store.has(f.data_key)]
-    if not found:
-        wanted = f" against {model or '*'}+{defense or '*'}" if model or defense else ""
-        raise BenchmarkError(f"run {manifest['run_id']} has no stored GAN fakes{wanted}; run a matrix with the "
-                             "`gan` attack (configs/default.toml has it) or pick another --model/--defense/--run")
-    return found[0]
-
-
-def reading_order(items: dict[tuple[str, int], int], case_ids: list[str], rng: np.random.Generator) -> list[int]:
-    """One reader's order: the cases split at random into halves A and B; first A's originals and B's fakes,
-    shuffled, then A's fakes and B's originals, shuffled, so that the two versions of a case are never in the
-    same half (a pause between the halves is a wash-out)."""
-    cases = [case_ids[k] for k in rng.permutation(len(case_ids))]
-    a, b = cases[: len(cases) // 2], cases[len(cases) // 2:]
-    first = [items[c, 0] for c in a] + [items[c, 1] for c in b]
-    second = [items[c, 1] for c in a] + [items[c, 0] for c in b]
-    return [int(i) for i in rng.permutation(first)] + [int(i) for i in rng.permutation(second)]
+DESIGNS = {
+    "crossed": "every reader reads the same images, each case once: as its original or as its fake (half and half "
+               "within each label, chosen at random), in the reader's own random order; never an image and its own "
+               "fake",
+    "pairs": "every reader reads every case twice, as its original and as its fake, the two versions in different "
+             "halves of the reader's own random order",
+}
 
 
 def _pick(labels: np.ndarray, cases: int, rng: np.random.Generator) -> np.ndarray:
@@ -74,14 +42,24 @@ def _pick(labels: np.ndarray, cases: int, rng: np.random.Generator) -> np.ndarra
     return np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)]))
 
 
-def create_study(source: FakesSource, store: Store, out: Path, cases: int, readers: int, seed: int = 0,
-                 dataset: str = "unknown") -> Path:
-    """Write out/study.sqlite: cases x (original, fake) items and a reading order per reader; return its path."""
+def shown_as_fake(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """bool per case: shown as its fake. Within each label, a random half (positives round up, negatives down), so
+    that real and fake images are balanced overall and within each label."""
+    fake = np.zeros(len(labels), dtype=bool)
+    for label, first in ((1, 0), (0, 1)):
+        group = rng.permutation(np.flatnonzero(labels == label))
+        fake[group[first::2]] = True
+    return fake
+
+
+def create_study(source: FakesSource, store: Store, out: Path, cases: int, seed: int = 0, dataset: str = "unknown",
+                 pairs: bool = False, detector: bool = True, display: int = 512) -> tuple[Path, str]:
+    """Write out/study.sqlite; return its path and the organiser's token (stored only as a hash: shown once)."""
     out = Path(out)
     if (out / STUDY_FILE).exists():
         raise BenchmarkError(f"--out {out}: a study already exists there; choose another folder or delete it")
-    if not 1 <= readers <= 500:
-        raise BenchmarkError(f"--readers {readers}: give 1 to 500 readers (2 or more for the MRMC analysis)")
+    if not 0 <= display <= 4096:
+        raise BenchmarkError(f"--display-size {display}: give 0 (as stored) to 4096 pixels")
     data = read_data(store.path(source.data_key))
     fakes, record = read_fakes(store.path(source.fakes_key))
     if len(fakes) != len(data):
@@ -90,43 +68,45 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, reade
     rng = np.random.default_rng(seed)
     test_rows = np.flatnonzero(data.splits == "test")
     rows = test_rows[_pick(data.labels[test_rows], cases, rng)]
+    as_fake = shown_as_fake(data.labels[rows], rng)
+    shown = [(row, s) for row, f in zip(rows, as_fake) for s in ((0, 1) if pairs else (int(f),))]
+    shown = [shown[k] for k in rng.permutation(len(shown))]  # item ids say nothing of case or version
+    window = study_window(data.images[rows])
+    scores, detected = None, None
+    if detector:
+        detected = _score(data, fakes, shown)
+        scores = detected.pop("scores")
     salt = secrets.token_bytes(16)  # never stored: the study's case ids cannot be linked back to the run's ids
+    admin = secrets.token_urlsafe(32)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{STUDY_FILE}.tmp-{time.time_ns()}"
     con = connect(tmp)
     try:
         meta = {"name": out.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "dataset": dataset, "run_id": source.run_id, "fakes": source.label, "fakes_key": source.fakes_key,
-                "data_key": source.data_key, "cases": int(cases), "seed": int(seed),
-                "design": "fully crossed: every reader reads every case as original and as fake, the two versions "
-                          "in different halves of a reader's own random order",
-                "image_size": int(data.images.shape[-1]), "admin_token": secrets.token_urlsafe(16),
+                "data_key": source.data_key, "cases": int(cases), "images": len(shown), "seed": int(seed),
+                "pairs": bool(pairs), "design": DESIGNS["pairs" if pairs else "crossed"],
+                "image_size": int(data.images.shape[-1]), "window": list(window), "display_size": int(display),
+                "admin_token_hash": hash_token(admin), "detector": detected,
                 "fakes_ssim": (record.get("perturbation") or {}).get("ssim", {}).get("mean"),
                 "model_cell": source.score[1] if source.score else None, "git_commit": git_commit()}
         create_schema(con, meta)  # executescript commits on its own
         con.execute("BEGIN")
         outcomes = model_outcomes(store, source.score[0]) if source.score else {}
-        items: dict[tuple[str, int], int] = {}
-        case_ids = []
+        case_ids = {int(row): hashlib.sha256(salt + str(data.ids[row]).encode()).hexdigest()[:16] for row in rows}
         for row in rows:
-            case_id = hashlib.sha256(salt + str(data.ids[row]).encode()).hexdigest()[:16]
-            case_ids.append(case_id)
-            truth = int(data.labels[row])
             if str(data.ids[row]) in outcomes:
-                con.execute("INSERT INTO model VALUES (?, ?, ?)", (case_id, *outcomes[str(data.ids[row])]))
-            for synthetic, image in ((0, data.images[row]), (1, fakes[row])):
-                cur = con.execute("INSERT INTO items (token, case_id, synthetic, truth, direction, png) "
-                                  "VALUES (?, ?, ?, ?, ?, ?)",
-                                  (secrets.token_urlsafe(12), case_id, synthetic, truth,
-                                   DIRECTIONS[truth] if synthetic else "original", to_png(image)))
-                items[case_id, synthetic] = cur.lastrowid
-        width = len(str(readers))
-        for k in range(readers):
-            cur = con.execute("INSERT INTO readers (name, token) VALUES (?, ?)",
-                              (f"reader-{k + 1:0{width}d}", secrets.token_urlsafe(12)))
-            order = reading_order(items, case_ids, np.random.default_rng([seed, k]))
-            con.executemany("INSERT INTO sequence VALUES (?, ?, ?)",
-                            [(cur.lastrowid, s, item) for s, item in enumerate(order)])
+                con.execute("INSERT INTO model VALUES (?, ?, ?)", (case_ids[int(row)], *outcomes[str(data.ids[row])]))
+        for k, (row, synthetic) in enumerate(shown):
+            image = fakes[row] if synthetic else data.images[row]
+            truth = int(data.labels[row])
+            con.execute("INSERT INTO items (token, case_id, synthetic, truth, direction, png, width, height, edited, "
+                        "detector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (secrets.token_urlsafe(12), case_ids[int(row)], synthetic, truth,
+                         DIRECTIONS[truth] if synthetic else "original", to_png(image, window, display),
+                         int(image.shape[-1]), int(image.shape[-2]),
+                         pack_mask(edited_mask(data.images[row], fakes[row])) if synthetic else None,
+                         None if scores is None else float(scores[k])))
         con.execute("COMMIT")
     except BaseException:
         con.close()
@@ -137,4 +117,12 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, reade
     for suffix in ("-wal", "-shm"):
         Path(str(tmp) + suffix).unlink(missing_ok=True)
     tmp.replace(out / STUDY_FILE)
-    return out / STUDY_FILE
+    return out / STUDY_FILE, admin
+
+
+def _score(data: object, fakes: np.ndarray, shown: list[tuple[int, int]]) -> dict:
+    """The detector's P(fake) for every shown image, in shown order, with its facts."""
+    from benchmark.reader_study.detector import detector_scores
+
+    images = np.stack([fakes[row] if s else data.images[row] for row, s in shown])
+    return detector_scores(data.images, fakes, data.splits, images)

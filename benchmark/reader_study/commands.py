@@ -1,4 +1,4 @@
-"""`python -m benchmark reader-study create | serve | report`: the subcommand group and its handler."""
+"""`python -m benchmark reader-study create | add-reader | serve | report`: the subcommand group and its handler."""
 from __future__ import annotations
 
 import argparse
@@ -12,27 +12,39 @@ __all__ = ["add_parser", "run_command"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the `reader-study` command group to the CLI's subparsers."""
-    p = sub.add_parser("reader-study", help="a reader study: radiologists read originals and the lesion GAN's fakes "
-                                            "in a browser; MRMC report")
+    p = sub.add_parser("reader-study", help="a reader study: readers tell real images from the lesion GAN's fakes "
+                                            "in a browser; report next to the detector and the attacked model")
     p.set_defaults(handler=run_command)
     rs = p.add_subparsers(dest="reader_command", required=True)
     c = rs.add_parser("create", help="sample test cases of a recorded run and write a study folder")
-    c.add_argument("--out", type=Path, required=True, help="new study folder (holds study.sqlite)")
+    c.add_argument("--out", type=Path, default=None, help="new study folder (default: STORE/studies/NAME)")
+    c.add_argument("--name", default=None, help="study name (default: RUN-MODEL-DEFENSE-sSEED)")
     c.add_argument("--config", type=Path, default=None, help="config whose store holds the run (default: "
                                                              "configs/default.toml)")
     c.add_argument("--run", default="latest", help="run id, 'latest' or a run folder (default: latest)")
+    c.add_argument("--attack", default="gan", help="the attack whose images are read (only gan: whole fakes)")
     c.add_argument("--model", default=None, help="fakes made against this model (default: the run's first)")
     c.add_argument("--defense", default=None, help="fakes made against this defense (default: the run's first)")
-    c.add_argument("--cases", type=int, default=40, help="test cases, half positive; each is read as original "
-                                                          "and as fake (default 40: 80 images per reader)")
-    c.add_argument("--readers", type=int, default=5, help="reader links to make (default 5)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the case sample and the reading orders")
+    c.add_argument("--cases", type=int, default=60, help="test cases, half positive; each shown once, as its "
+                                                          "original or its fake, half and half (default 60)")
+    c.add_argument("--pairs", action="store_true", help="show every case twice, as original and as fake, to every "
+                                                        "reader (off: never an image and its own fake)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the case sample, the fakes shown and the orders")
+    c.add_argument("--display-size", type=int, default=512, help="enlarge images to this many pixels on the longer "
+                                                                 "side (default 512; 0: as stored)")
+    c.add_argument("--no-detector", action="store_true", help="skip scoring the images with the real-vs-fake "
+                                                              "detector (trained on the run's train split, ~minutes)")
+    a = rs.add_parser("add-reader", help="add a reader; prints their personal link (shown once)")
+    a.add_argument("name", help="a pseudonym for the reader (1-40 letters, digits, . _ - or spaces)")
+    a.add_argument("--study", type=Path, required=True, help="study folder")
+    a.add_argument("--base-url", default="http://localhost:8000", help="the server's address as readers reach it "
+                                                                       "(default http://localhost:8000)")
     s = rs.add_parser("serve", help="serve the study's reading pages (uvicorn)")
     s.add_argument("--study", type=Path, required=True, help="study folder")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a "
-                                                       "network)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only; "
+                                                       "0.0.0.0 for a network)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    r = rs.add_parser("report", help="analyse the answers: report.json, answers.csv, index.html")
+    r = rs.add_parser("report", help="analyse the answers: report.json, report.md, answers.csv, index.html")
     r.add_argument("--study", type=Path, required=True, help="study folder")
     r.add_argument("--out", type=Path, default=None, help="report folder (default: STUDY/report)")
     r.add_argument("--leaderboard", type=Path, default=None,
@@ -45,30 +57,31 @@ def _create(args: argparse.Namespace) -> int:
     from benchmark.config import load_config
     from benchmark.execution.records import resolve_run
     from benchmark.execution.store import Store
-    from benchmark.reader_study.build import create_study, find_fakes
+    from benchmark.reader_study.build import create_study
+    from benchmark.reader_study.sources import find_fakes
 
     config = load_config(args.config)
     run_dir = resolve_run(config.run.store, args.run)
     store = Store(config.run.store)
-    source = find_fakes(run_dir, store, args.model, args.defense)
-    path = create_study(source, store, args.out, args.cases, args.readers, args.seed, config.dataset.name)
-    print(f"study written: {path} ({args.cases} cases x original and fake, {args.readers} readers, "
-          f"{source.label}, run {source.run_id})")
-    print(f"serve it: python -m benchmark reader-study serve --study {args.out}")
+    source = find_fakes(run_dir, store, args.model, args.defense, args.attack)
+    target = source.label.removeprefix("fakes vs ").replace("+", "-")
+    out = args.out or Path(config.run.store) / "studies" / (args.name or f"{source.run_id}-{target}-s{args.seed}")
+    path, admin = create_study(source, store, out, args.cases, args.seed, config.dataset.name, args.pairs,
+                               not args.no_detector, args.display_size)
+    shown = "original and fake of each" if args.pairs else "each as its original or its fake"
+    print(f"study written: {path} ({args.cases} cases, {shown}, {source.label}, run {source.run_id})")
+    print(f"organiser link (shown once, keep it): http://localhost:8000/admin/{admin}")
+    print(f"add readers: python -m benchmark reader-study add-reader NAME --study {out}")
+    print(f"serve it: python -m benchmark reader-study serve --study {out}")
     return 0
 
 
-def _links(folder: Path, base: str) -> list[str]:
-    from benchmark.reader_study.answers import progress
-    from benchmark.reader_study.db import connect, read_meta, study_file
+def _add_reader(args: argparse.Namespace) -> int:
+    from benchmark.reader_study.readers import add_reader
 
-    con = connect(study_file(folder))
-    try:
-        lines = [f"{r['name']}: {base}/read/{r['token']}" for r in progress(con)]
-        lines.append(f"organiser: {base}/admin/{read_meta(con)['admin_token']}")
-    finally:
-        con.close()
-    return lines
+    token = add_reader(args.study, args.name)
+    print(f"{args.name}: {args.base_url.rstrip('/')}/read/{token}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -82,9 +95,9 @@ def _serve(args: argparse.Namespace) -> int:
     with socket.socket() as probe:
         if probe.connect_ex((args.host if args.host != "0.0.0.0" else "127.0.0.1", args.port)) == 0:
             raise BenchmarkError(f"--port {args.port}: something already listens there; pick another port")
-    host = {"127.0.0.1": "localhost", "0.0.0.0": socket.gethostname()}.get(args.host, args.host)
-    for line in _links(args.study, f"http://{host}:{args.port}"):
-        print(line, flush=True)
+    where = ("this machine only (--host 0.0.0.0 to serve a network)" if args.host in ("127.0.0.1", "localhost", "::1")
+             else "reachable from other machines")
+    print(f"serving {args.study} on http://{args.host}:{args.port}, bound to {args.host}: {where}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
     return 0
 
@@ -93,10 +106,11 @@ def _report(args: argparse.Namespace) -> int:
     from benchmark.reader_study.report import write_report
 
     path = write_report(args.study, args.out, args.leaderboard, args.covariance)
-    print(f"report written: {path}")
+    print(f"report written: {path} (and report.md, report.json, answers.csv beside it)")
     return 0
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run `reader-study <command>`; returns the exit code."""
-    return {"create": _create, "serve": _serve, "report": _report}[args.reader_command](args)
+    return {"create": _create, "add-reader": _add_reader, "serve": _serve,
+            "report": _report}[args.reader_command](args)
