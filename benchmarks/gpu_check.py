@@ -4,9 +4,9 @@
     python benchmarks/gpu_check.py --device cpu --quick   # the same code at 64 px on the CPU (what the tests run)
 
 For resnet18 and zhou2021-vgg11 (each with its own loss recipe, built as the engine builds it): a few training steps,
-PGD-L-inf (10 steps), a few lesion-GAN steps (the engine's generator and critic) and one score (AUC and accuracy at
-0.5). Training and PGD run once in float32 and once under bfloat16 autocast; GAN steps run as the engine runs them
-(bf16 autocast on CUDA). It checks:
+PGD-L-inf (10 steps), a few steps of the engine's GAN training in both presets (fast, and zhou2021: the study's
+U-Net and critic) and one score (AUC and accuracy at 0.5). Training and PGD run once in float32 and once under
+bfloat16 autocast; GAN steps run as the engine runs them (bf16 autocast on CUDA). It checks:
 
 - agreement: the float32-trained weights, evaluated in float32 and in bf16 autocast, give the same decision on at
   least 95% of the images and P(positive) within 0.05 (max absolute difference);
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmark.attacking.torch_attacks import pgd  # noqa: E402
 from benchmark.device import prepare_model, seed_everything  # noqa: E402
-from benchmark.gan.networks import FeatureDiscriminator, UNetGenerator  # noqa: E402
+from benchmark.gan.schedule import schedule_from_options  # noqa: E402
+from benchmark.gan.training import train_gan  # noqa: E402
 from benchmark.metrics import classification_metrics  # noqa: E402
 from benchmark.registry import get_component  # noqa: E402
 from benchmark.training.losses import make_loss  # noqa: E402
@@ -128,26 +129,15 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, devic
     return torch.cat(out)
 
 
-def gan_steps(model: nn.Module, x: torch.Tensor, steps: int, batch: int, device: torch.device) -> None:
-    """`steps` joint steps of the engine's generator and critic (bf16 autocast on CUDA, as in the engine)."""
-    generator = UNetGenerator().to(device)
-    critic = FeatureDiscriminator(model).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.5, 0.99))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.99))
-    for step in range(steps):
-        i = (step * batch) % len(x)
-        real = x[i:i + batch]
-        with precision(device, device.type == "cuda"):
-            fake = generator(real)
-            d_loss = F.softplus(critic(fake.detach())).mean() + F.softplus(-critic(real)).mean()
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        with precision(device, device.type == "cuda"):
-            g_loss = F.softplus(-critic(fake)).mean() + 20 * F.mse_loss(fake.float(), real) / real.pow(2).mean()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+def gan_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch: int, device: torch.device,
+              preset: str) -> None:
+    """`steps` joint GAN steps per direction of the engine's own GAN training (benchmark.gan.training.train_gan) with
+    a preset (fast, or zhou2021: the study's U-Net and critic), bf16 autocast on CUDA as in the engine."""
+    options = {"preset": preset, "identity_steps": 1, "head_steps": 1, "joint_steps": steps, "batch_size": batch}
+    if preset == "zhou2021" and x.shape[-1] < 64:
+        options["unet_levels"] = 3  # the study's 6 levels need sides divisible by 32 (the --quick size is 64)
+    schedule = schedule_from_options(options, "gpu_check")
+    train_gan(x.cpu().numpy(), y.cpu().numpy(), model, schedule, device, 0, progress=False)
 
 
 def peak_mb(device: torch.device) -> float:
@@ -182,8 +172,10 @@ def check_model(name: str, size: int, n: int, batch: int, steps: int, device: to
         rate.setdefault("pgd10", {})[label] = n / seconds
         _, seconds = timed(device, lambda b=bf16: proba(fp32, x, batch, device, b))
         rate.setdefault("predict", {})[label] = n / seconds
-    _, seconds = timed(device, lambda: gan_steps(fp32, x, steps, batch, device))
-    rate["gan"] = {"fp32" if device.type == "cpu" else "bf16": steps * batch / seconds}
+    for preset in ("fast", "zhou2021"):
+        _, seconds = timed(device, lambda p=preset: gan_steps(fp32, x, y, steps, batch, device, p))
+        key = "gan" if preset == "fast" else f"gan_{preset}"
+        rate[key] = {"fp32" if device.type == "cpu" else "bf16": 2 * (steps + 2) * batch / seconds}
     score, seconds = timed(device, lambda: classification_metrics(y.cpu().numpy(), p32, 0.5, n_boot=200))
     return {"images_per_s": {k: {p: round(v, 2) for p, v in d.items()} for k, d in rate.items()},
             "score_seconds": round(seconds, 3), "auc": score["auc"]["value"],
