@@ -32,13 +32,18 @@ def _pairs(images: np.ndarray, fakes: np.ndarray, keep: np.ndarray, tag: str) ->
 def detector_scores(images: np.ndarray, fakes: np.ndarray, splits: np.ndarray, study: np.ndarray,
                     seed: int = DETECTOR_SEED) -> dict:
     """Train the detector on the train split (val picks the epoch) and score study images (N, 1, H, W): returns
-    {"scores": P(fake) per study image, "model", "epochs", "val_auc", "seed"}; CPU, so the scores repeat exactly."""
-    device = torch.device("cpu")
-    seed_everything(seed)
-    train, val = (_pairs(images, fakes, splits == s, s) for s in ("train", "val"))
-    model = prepare_model(create_timm(DETECTOR_MODEL, images.shape[-1]), device)
-    result = train_classifier(model, train, val, DETECTOR_RECIPE, Defense(), device, seed,
-                              label="real-vs-fake detector (reader study)", progress=False)
-    scores = predict_proba(model, np.asarray(study, dtype=np.float32), device)
+    {"scores": P(fake) per study image, "model", "epochs", "val_auc", "seed"}; on one CPU thread, so the scores
+    repeat exactly."""
+    device, threads = torch.device("cpu"), torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same scores on any machine, and no stall on a busy one
+    try:
+        seed_everything(seed)
+        train, val = (_pairs(images, fakes, splits == s, s) for s in ("train", "val"))
+        model = prepare_model(create_timm(DETECTOR_MODEL, images.shape[-1]), device)
+        result = train_classifier(model, train, val, DETECTOR_RECIPE, Defense(), device, seed,
+                                  label="real-vs-fake detector (reader study)", progress=False)
+        scores = predict_proba(model, np.asarray(study, dtype=np.float32), device)
+    finally:
+        torch.set_num_threads(threads)
     return {"scores": scores, "model": DETECTOR_MODEL, "epochs": DETECTOR_RECIPE.epochs,
             "val_auc": result.val_auc, "seed": seed}
