@@ -72,7 +72,7 @@ def test_study_shows_each_case_once_balanced_windowed_and_hides_ids(tiny_run: Pa
     data = read_data(store.path(meta["data_key"]))
     fakes, _ = read_fakes(store.path(meta["fakes_key"]))
     items = con.execute("SELECT case_id, synthetic, truth, png, width, height, edited, detector FROM items").fetchall()
-    assert len(items) == 8 and meta["fakes"] == "fakes vs resnet10t+none" and meta["pairs"] is False
+    assert len(items) == 8 and meta["fakes"] == "fakes vs resnet10t+none" and meta["layout"] == "crossed"
     # each case once; 4 real and 4 fake, and within each label half and half
     assert len({i[0] for i in items}) == 8
     assert sorted((i[2], i[1]) for i in items) == [(0, 0), (0, 0), (0, 1), (0, 1), (1, 0), (1, 0), (1, 1), (1, 1)]
@@ -125,6 +125,32 @@ def test_pairs_shows_both_versions_in_different_halves(tiny_run: Path, tmp_path:
         assert sorted(order) == sorted(case_of)
         first, second = {case_of[i] for i in order[:8]}, {case_of[i] for i in order[8:]}
         assert first == second == set(case_of.values())  # each half holds one version of every case
+
+
+def test_counterbalance_gives_every_other_reader_the_other_version(tiny_run: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    study = make_study(tiny_run, tmp_path / "cb", capsys, cases=8, readers=3,
+                       extra=("--counterbalance", "--no-detector"))
+    con = _db(study)
+    version = {i: (c, s, t) for i, c, s, t in con.execute("SELECT item, case_id, synthetic, truth FROM items")}
+    assert len(version) == 16
+    seen = {}
+    for reader in (1, 2, 3):
+        order = [i for (i,) in con.execute("SELECT item FROM sequence WHERE reader = ? ORDER BY seq", (reader,))]
+        assert sorted(version[i][0] for i in order) == sorted({c for c, _, _ in version.values()})  # each case once
+        assert sorted((version[i][2], version[i][1]) for i in order) == [(0, 0), (0, 0), (0, 1), (0, 1), (1, 0),
+                                                                         (1, 0), (1, 1), (1, 1)]
+        seen[reader] = set(order)
+    assert not seen[1] & seen[2] and seen[1] == seen[3]  # every case is seen both ways across readers
+    server = Server(study)
+    try:
+        _read_all(server, study, ("reader-1", "reader-2", "reader-3"))
+    finally:
+        server.close()
+    assert main(["reader-study", "report", "--study", str(study.folder)]) == 0
+    report = json.loads((study.folder / "report" / "report.json").read_text())
+    assert report["pooled"] is None and report["reason"].startswith("the counterbalanced design gives readers")
+    assert [r["accuracy"]["successes"] for r in report["per_reader"]][:2] == [8, 4]
 
 
 def test_answers_in_order_bad_input_and_repeats(server: Server, study: Study) -> None:

@@ -94,7 +94,7 @@ def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
     readers = progress(con)
     items = con.execute("SELECT item, synthetic FROM items ORDER BY item").fetchall()
     out = {"study": {k: meta.get(k) for k in ("name", "dataset", "run_id", "fakes", "cases", "images", "seed",
-                                              "pairs", "design", "created", "image_size", "window", "fakes_ssim",
+                                              "layout", "design", "created", "image_size", "window", "fakes_ssim",
                                               "model_cell", "detector", "git_commit")},
            "published_readers": PUBLISHED_READERS, "items": len(items),
            "synthetic_items": sum(s for _, s in items),
@@ -110,6 +110,11 @@ def analyse(con: sqlite3.Connection, covariance: str = "jackknife") -> dict:
         if r["answered"] == r["total"] > 0:
             complete.append(r)
     out["complete_readers"] = [r["name"] for r in complete]
+    if meta.get("layout") == "counterbalanced":
+        out["pooled"] = None
+        out["reason"] = ("the counterbalanced design gives readers different images; the pooled AUC's MRMC interval "
+                         "and the agreement need every reader on the same images (create without --counterbalance)")
+        return out
     if len(complete) < 2:
         out["pooled"] = None
         out["reason"] = (f"{len(complete)} reader(s) answered every image; the pooled AUC's MRMC interval and the "

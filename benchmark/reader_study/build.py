@@ -1,5 +1,6 @@
 """Create a study from a recorded run: sample test cases, show each as its original or as its lesion-GAN fake (half
-and half, within each label), or with --pairs both; write the study file. Readers are added later (readers.py)."""
+and half, within each label; --counterbalance: the other half to every other reader), or with --pairs both; write the
+study file. Readers are added later (readers.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -29,6 +30,9 @@ DESIGNS = {
                "fake",
     "pairs": "every reader reads every case twice, as its original and as its fake, the two versions in different "
              "halves of the reader's own random order",
+    "counterbalanced": "every reader reads each case once, in their own random order; readers 1, 3, 5, ... see one "
+                       "half of the cases (within each label) as fakes and the rest as originals, readers 2, 4, ... "
+                       "the other way round; never an image and its own fake for the same reader",
 }
 
 
@@ -53,11 +57,14 @@ def shown_as_fake(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def create_study(source: FakesSource, store: Store, out: Path, cases: int, seed: int = 0, dataset: str = "unknown",
-                 pairs: bool = False, detector: bool = True, display: int = 512) -> tuple[Path, str]:
-    """Write out/study.sqlite; return its path and the organiser's token (stored only as a hash: shown once)."""
+                 layout: str = "crossed", detector: bool = True, display: int = 512) -> tuple[Path, str]:
+    """Write out/study.sqlite (layout: one of DESIGNS); return its path and the organiser's token (stored only as a
+    hash: shown once)."""
     out = Path(out)
     if (out / STUDY_FILE).exists():
         raise BenchmarkError(f"--out {out}: a study already exists there; choose another folder or delete it")
+    if layout not in DESIGNS:
+        raise BenchmarkError(f"design {layout!r}: use one of {', '.join(DESIGNS)}")
     if not 0 <= display <= 4096:
         raise BenchmarkError(f"--display-size {display}: give 0 (as stored) to 4096 pixels")
     data = read_data(store.path(source.data_key))
@@ -69,7 +76,7 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, seed:
     test_rows = np.flatnonzero(data.splits == "test")
     rows = test_rows[_pick(data.labels[test_rows], cases, rng)]
     as_fake = shown_as_fake(data.labels[rows], rng)
-    shown = [(row, s) for row, f in zip(rows, as_fake) for s in ((0, 1) if pairs else (int(f),))]
+    shown = [(row, s) for row, f in zip(rows, as_fake) for s in ((int(f),) if layout == "crossed" else (0, 1))]
     shown = [shown[k] for k in rng.permutation(len(shown))]  # item ids say nothing of case or version
     window = study_window(data.images[rows])
     scores, detected = None, None
@@ -80,12 +87,14 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, seed:
     admin = secrets.token_urlsafe(32)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{STUDY_FILE}.tmp-{time.time_ns()}"
+    case_ids = {int(row): hashlib.sha256(salt + str(data.ids[row]).encode()).hexdigest()[:16] for row in rows}
     con = connect(tmp)
     try:
         meta = {"name": out.name, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "dataset": dataset, "run_id": source.run_id, "fakes": source.label, "fakes_key": source.fakes_key,
                 "data_key": source.data_key, "cases": int(cases), "images": len(shown), "seed": int(seed),
-                "pairs": bool(pairs), "design": DESIGNS["pairs" if pairs else "crossed"],
+                "layout": layout, "design": DESIGNS[layout],
+                "odd_reader_fakes": sorted(case_ids[int(row)] for row, f in zip(rows, as_fake) if f),
                 "image_size": int(data.images.shape[-1]), "window": list(window), "display_size": int(display),
                 "admin_token_hash": hash_token(admin), "detector": detected,
                 "fakes_ssim": (record.get("perturbation") or {}).get("ssim", {}).get("mean"),
@@ -93,7 +102,6 @@ def create_study(source: FakesSource, store: Store, out: Path, cases: int, seed:
         create_schema(con, meta)  # executescript commits on its own
         con.execute("BEGIN")
         outcomes = model_outcomes(store, source.score[0]) if source.score else {}
-        case_ids = {int(row): hashlib.sha256(salt + str(data.ids[row]).encode()).hexdigest()[:16] for row in rows}
         for row in rows:
             if str(data.ids[row]) in outcomes:
                 con.execute("INSERT INTO model VALUES (?, ?, ?)", (case_ids[int(row)], *outcomes[str(data.ids[row])]))

@@ -27,8 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--defense", default=None, help="fakes made against this defense (default: the run's first)")
     c.add_argument("--cases", type=int, default=60, help="test cases, half positive; each shown once, as its "
                                                           "original or its fake, half and half (default 60)")
-    c.add_argument("--pairs", action="store_true", help="show every case twice, as original and as fake, to every "
-                                                        "reader (off: never an image and its own fake)")
+    layout = c.add_mutually_exclusive_group()
+    layout.add_argument("--pairs", action="store_true", help="show every case twice, as original and as fake, to "
+                                                             "every reader (off: never an image and its own fake)")
+    layout.add_argument("--counterbalance", action="store_true",
+                        help="every other reader sees the other version of each case (readers then read different "
+                             "images: per-reader numbers only, no pooled MRMC interval or kappa)")
     c.add_argument("--seed", type=int, default=0, help="seed of the case sample, the fakes shown and the orders")
     c.add_argument("--display-size", type=int, default=512, help="enlarge images to this many pixels on the longer "
                                                                  "side (default 512; 0: as stored)")
@@ -66,7 +70,8 @@ def _create(args: argparse.Namespace) -> int:
     source = find_fakes(run_dir, store, args.model, args.defense, args.attack)
     target = source.label.removeprefix("fakes vs ").replace("+", "-")
     out = args.out or Path(config.run.store) / "studies" / (args.name or f"{source.run_id}-{target}-s{args.seed}")
-    path, admin = create_study(source, store, out, args.cases, args.seed, config.dataset.name, args.pairs,
+    layout = "pairs" if args.pairs else "counterbalanced" if args.counterbalance else "crossed"
+    path, admin = create_study(source, store, out, args.cases, args.seed, config.dataset.name, layout,
                                not args.no_detector, args.display_size)
     shown = "original and fake of each" if args.pairs else "each as its original or its fake"
     print(f"study written: {path} ({args.cases} cases, {shown}, {source.label}, run {source.run_id})")

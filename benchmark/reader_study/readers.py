@@ -39,12 +39,17 @@ def reader_by_token(con: sqlite3.Connection, token: str) -> tuple[int, str] | No
     return int(row[0]), row[1]
 
 
-def reading_order(con: sqlite3.Connection, pairs: bool, rng: np.random.Generator) -> list[int]:
-    """One reader's order of item ids. Crossed: every item, shuffled. Pairs: the cases split at random into halves
-    A and B; first A's originals and B's fakes, shuffled, then the other versions, shuffled, so that the two
-    versions of a case are never in the same half."""
+def reading_order(con: sqlite3.Connection, meta: dict, reader: int, rng: np.random.Generator) -> list[int]:
+    """One reader's order of item ids. Crossed: every item, shuffled. Counterbalanced: each case once, as its fake
+    when it is one of meta's odd_reader_fakes and the reader's id is odd or it is not and the id is even; shuffled.
+    Pairs: the cases split at random into halves A and B; first A's originals and B's fakes, shuffled, then the other
+    versions, shuffled, so that the two versions of a case are never in the same half."""
     items = con.execute("SELECT item, case_id, synthetic FROM items ORDER BY item").fetchall()
-    if not pairs:
+    layout = meta.get("layout", "crossed")
+    if layout == "counterbalanced":
+        odd = set(meta["odd_reader_fakes"])
+        items = [x for x in items if x[2] == ((x[1] in odd) == (reader % 2 == 1))]
+    if layout != "pairs":
         return [int(items[k][0]) for k in rng.permutation(len(items))]
     by = {(c, s): i for i, c, s in items}
     cases = sorted({c for _, c, _ in items})
@@ -71,7 +76,7 @@ def add_reader(folder: Path, name: str) -> str:
                 raise BenchmarkError(f"reader name {name!r}: the study already has a reader of that name; pick another")
             cur = con.execute("INSERT INTO readers (name, token_hash, created) VALUES (?, ?, ?)",
                               (name, hash_token(token), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
-            order = reading_order(con, bool(meta.get("pairs")), np.random.default_rng([meta["seed"], cur.lastrowid]))
+            order = reading_order(con, meta, cur.lastrowid, np.random.default_rng([meta["seed"], cur.lastrowid]))
             con.executemany("INSERT INTO sequence VALUES (?, ?, ?)",
                             [(cur.lastrowid, s, item) for s, item in enumerate(order)])
             con.execute("COMMIT")
