@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--seed", type=int, default=0, help="seed of the case sample, the fakes shown and the orders")
     c.add_argument("--display-size", type=int, default=512, help="enlarge images to this many pixels on the longer "
                                                                  "side (default 512; 0: as stored)")
+    c.add_argument("--base-url", default="http://localhost:8000", help="the server's address as the organiser "
+                                                                       "reaches it (for the printed link)")
     c.add_argument("--no-detector", action="store_true", help="skip scoring the images with the real-vs-fake "
                                                               "detector (trained on the run's train split, ~minutes)")
     a = rs.add_parser("add-reader", help="add a reader; prints their personal link (shown once)")
@@ -75,7 +77,7 @@ def _create(args: argparse.Namespace) -> int:
                                not args.no_detector, args.display_size)
     shown = "original and fake of each" if args.pairs else "each as its original or its fake"
     print(f"study written: {path} ({args.cases} cases, {shown}, {source.label}, run {source.run_id})")
-    print(f"organiser link (shown once, keep it): http://localhost:8000/admin/{admin}")
+    print(f"organiser link (shown once, keep it): {args.base_url.rstrip('/')}/admin/{admin}")
     print(f"add readers: python -m benchmark reader-study add-reader NAME --study {out}")
     print(f"serve it: python -m benchmark reader-study serve --study {out}")
     return 0

@@ -18,7 +18,8 @@ button{font:inherit;padding:.4rem .8rem;margin:0 .3rem .3rem 0;border:1px solid 
 background:#2a2d33;color:#eee;cursor:pointer}button[aria-pressed=true]{background:#2f6fd0;border-color:#2f6fd0}
 button:disabled{opacity:.4;cursor:default}#submit{background:#2d7d46;border-color:#2d7d46;margin-top:.4rem}
 #error{color:#ff8a80;min-height:1.2rem}#progress{color:#aaa;font-weight:normal}.note{color:#aaa;font-size:.85rem}
-label{display:block;font-size:.85rem;color:#bbb}input[type=range]{width:12rem;vertical-align:middle}
+label{display:block;font-size:.85rem;color:#bbb}label span{display:inline-block;width:3.2rem}
+input[type=range]{width:12rem;vertical-align:middle}
 """
 
 
@@ -41,8 +42,9 @@ def reading_page(study: str, reader: str, token: str) -> str:
             '<span id="mark" class="note">no mark</span></p>'
             '<button type="button" id="clear" disabled>Clear mark</button></div>'
             '<button id="submit" type="button" disabled>Save and next</button><p id="error" role="alert"></p>'
-            '<div class="q"><label>window <input id="window" type="range" min="1" max="255" value="255"></label>'
-            '<label>level <input id="level" type="range" min="0" max="255" step="0.5" value="127.5"></label>'
+            '<div class="q"><label><span>window</span><input id="window" type="range" min="1" max="255" value="255">'
+            '</label><label><span>level</span><input id="level" type="range" min="0" max="255" step="0.5" '
+            'value="127.5"></label>'
             '<button type="button" id="reset">Reset view</button> <button type="button" id="stop">Stop for now'
             "</button></div>"
             '<p class="note">Wheel: zoom. Drag: move. Right-drag or the sliders: window (contrast) and level '
