@@ -9,9 +9,9 @@ from pathlib import Path
 
 from benchmark.atomic_file import atomic_write
 from benchmark.metrics import to_jsonable
-from benchmark.reader_study.analysis import analyse
 from benchmark.reader_study.db import connect, study_file
 from benchmark.reader_study.export import answers_csv
+from benchmark.reader_study.stats.analysis import analyse
 
 __all__ = ["PUBLISHED", "leaderboard_link", "render_markdown", "render_report", "report_body", "report_tables",
            "write_report"]

@@ -20,12 +20,12 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from benchmark.metrics import to_jsonable
-from benchmark.reader_study.analysis import analyse
 from benchmark.reader_study.answers import AnswerError, next_item, parse_answer, progress, record_answer
 from benchmark.reader_study.db import connect, read_meta, study_file
 from benchmark.reader_study.export import answers_csv
 from benchmark.reader_study.page import admin_page, reading_page, welcome_page
 from benchmark.reader_study.readers import admin_ok, reader_by_token
+from benchmark.reader_study.stats.analysis import analyse
 
 __all__ = ["MAX_BODY", "create_app"]
 

@@ -13,11 +13,11 @@ import sqlite3
 import numpy as np
 
 from benchmark.metrics import rate
-from benchmark.reader_study.agreement import category_counts, fleiss_kappa, fleiss_kappa_interval
 from benchmark.reader_study.answers import progress
 from benchmark.reader_study.db import read_meta
 from benchmark.reader_study.images import unpack_mask
-from benchmark.reader_study.mrmc import auc, obuchowski_rockette
+from benchmark.reader_study.stats.agreement import category_counts, fleiss_kappa, fleiss_kappa_interval
+from benchmark.reader_study.stats.mrmc import auc, obuchowski_rockette
 
 __all__ = ["PUBLISHED_READERS", "analyse", "call_measures", "ten_point"]
 

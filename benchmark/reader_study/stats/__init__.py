@@ -1,0 +1,1 @@
+"""The reader study's statistics: Obuchowski-Rockette MRMC, Fleiss' kappa and the per-reader analysis."""
