@@ -1,7 +1,7 @@
 """The reader study's statistics against independent, slow computations written from the definitions.
 
 Obuchowski-Rockette: every quantity (AUCs, jackknife covariances, mean squares, F, Hillis' df, p, intervals) is
-recomputed with plain loops over cases, readers and modalities (no shared code with benchmark.reader_study.mrmc).
+recomputed with plain loops over cases, readers and modalities (no shared code with benchmark.reader_study.stats.mrmc).
 A published reference: the Van Dyke et al. (1993) data (5 readers, 2 modalities, 69 negative and 45 positive cases,
 5-point ratings; cine MRI vs spin-echo MRI for aortic dissection), as distributed with RJafroc
 (github.com/dpc10ster/RJafroc, inst/extdata/datasets/VD.lrc, copied unchanged to tests/data/van_dyke_1993.lrc), and
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.reader_study.agreement import category_counts, fleiss_kappa, fleiss_kappa_interval
-from benchmark.reader_study.mrmc import auc, auc_covariance, obuchowski_rockette
+from benchmark.reader_study.stats.agreement import category_counts, fleiss_kappa, fleiss_kappa_interval
+from benchmark.reader_study.stats.mrmc import auc, auc_covariance, obuchowski_rockette
 
 VAN_DYKE = Path(__file__).parent / "data" / "van_dyke_1993.lrc"
 
