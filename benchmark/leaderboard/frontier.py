@@ -221,11 +221,11 @@ def _check_out(out: Path) -> None:
 
 @dataclass
 class FrontierResult:
-    """What `run_frontier` produced: the points, the failed stages, per grid point run record, the written files."""
+    """What `run_frontier` produced: the points, the failed stages, the grid's one run record, the written files."""
 
     points: list[dict]
     failed: list[str]
-    runs: list[tuple[GridPoint, Path]]
+    run_dir: Path
     files: dict[str, Path]
 
 
@@ -247,12 +247,11 @@ def run_frontier(config: MatrixConfig, out: Path, classifier_weights: Sequence[f
     result = run(matrix, progress=progress, leaderboard=False, workers=workers)  # the points' GANs side by side
     failed = [f"{o.status} {o.label}: {o.error}" for o in result.failed]
     points = points_from_run(result.run_dir, config.run.store, by_name)
-    runs = [(point, result.run_dir) for point, _ in grid]
     for i, (point, _) in enumerate(grid, 1):
-        found = [p for p in points if (p["classifier_weight"], p["fidelity_weight"]) ==
-                 (point.classifier_weight, point.fidelity_weight)]
+        found = sum(p["classifier_weight"] == point.classifier_weight and p["fidelity_weight"] == point.fidelity_weight
+                    for p in points)
         mark = " (the config's)" if point.is_config_point else ""
-        say(f"frontier {i}/{len(grid)}: {point.label()}{mark}: {len(found)} cells")
+        say(f"frontier {i}/{len(grid)}: {point.label()}{mark}: {found} cells")
     counts = {s: sum(o.status == s for o in result.outcomes.values()) for s in ("done", "cached", "failed", "skipped")}
     say("frontier: stages " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         + f"; {result.seconds:.1f} s; run {result.run_dir.name}")
@@ -264,7 +263,7 @@ def run_frontier(config: MatrixConfig, out: Path, classifier_weights: Sequence[f
             "models": [m.name for m in grid[0][1].models], "defenses": [d.name for d in grid[0][1].defenses],
             "failed": failed}
     files = write_frontier(Path(out), points, meta)
-    return FrontierResult(points, failed, runs, files)
+    return FrontierResult(points, failed, result.run_dir, files)
 
 
 def _order(points: list[dict]) -> list[dict]:

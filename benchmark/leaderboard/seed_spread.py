@@ -47,37 +47,41 @@ def _cell(s: dict) -> str:
     return f"{100 * s['mean']:.1f}% ({100 * s['min']:.0f}-{100 * s['max']:.0f}; seeds: {seeds})"
 
 
+_HEAD = ["model", "defense", "attack", "seeds", "operating point", *(name for _, name in RATES)]
+
+
+def _rows(entries: list[dict]) -> list[list[str]]:
+    """One row of plain cells per (GAN cell with several seeds, operating point)."""
+    rows = []
+    for e in entries:
+        for g in e.get("gan", []):
+            s = g.get("seeds")
+            if not s:
+                continue
+            for point, label in (("threshold", "validation threshold"), ("argmax", "argmax")):
+                rows.append([e["model"], e["defense"], g["attack"], str(s["n"]), label,
+                             *(_cell(s[point][k]) for k, _ in RATES)])
+    return rows
+
+
 def seed_table(entries: list[dict]) -> list[str]:
     """Markdown lines: every GAN cell with several seeds, mean (min-max; each seed) per rate, at both operating
     points; [] when no cell has more than one seed."""
-    rows = [(e, g) for e in entries for g in e.get("gan", []) if g.get("seeds")]
+    rows = _rows(entries)
     if not rows:
         return []
-    head = ["model", "defense", "attack", "seeds", "operating point", *(name for _, name in RATES)]
-    lines = ["GAN cells over several GAN trainings: mean fooled rate (min-max over seeds; each seed's rate). The "
-             "tables above show the first seed; one GAN training is not a measurement.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e, g in rows:
-        s = g["seeds"]
-        for point, label in (("threshold", "validation threshold"), ("argmax", "argmax")):
-            lines.append("| " + " | ".join([md_text(e["model"]), md_text(e["defense"]), md_text(g["attack"]),
-                                            str(s["n"]), label, *(_cell(s[point][k]) for k, _ in RATES)]) + " |")
-    return lines
+    return ["GAN cells over several GAN trainings: mean fooled rate (min-max over seeds; each seed's rate). The "
+            "tables above show the first seed; one GAN training is not a measurement.", "",
+            "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD),
+            *("| " + " | ".join(md_text(c) for c in row) + " |" for row in rows)]
 
 
 def seed_table_html(entries: list[dict]) -> str:
     """The same table for the page ('' when no cell has more than one seed)."""
-    rows = [(e, g) for e in entries for g in e.get("gan", []) if g.get("seeds")]
+    rows = _rows(entries)
     if not rows:
         return ""
-    head = ["model", "defense", "attack", "seeds", "operating point", *(name for _, name in RATES)]
-    body = []
-    for e, g in rows:
-        s = g["seeds"]
-        for point, label in (("threshold", "validation threshold"), ("argmax", "argmax")):
-            cells = [e["model"], e["defense"], g["attack"], str(s["n"]), label, *(_cell(s[point][k]) for k, _ in RATES)]
-            body.append("<tr>" + "".join(f'<td class="text">{escape(str(c))}</td>' for c in cells) + "</tr>")
+    body = "".join("<tr>" + "".join(f'<td class="text">{escape(c)}</td>' for c in row) + "</tr>" for row in rows)
     return ('<p class="note">GAN cells over several GAN trainings: mean fooled rate (min-max over seeds; each seed '
             "with its 95% interval). The table above shows the first seed.</p><table><thead><tr>"
-            + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>" + "".join(body)
-            + "</tbody></table>")
+            + "".join(f"<th>{escape(h)}</th>" for h in _HEAD) + f"</tr></thead><tbody>{body}</tbody></table>")
