@@ -289,6 +289,13 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
         _console.print(f"[red]failed[/red] {escape(line)}")
     _console.print(f"frontier: {len(result.points)} points written to {result.files['md'].parent} "
                    "(frontier.json, frontier.md, frontier.png)")
+    board = Path(out).parent
+    if (board / "entries").is_dir() and result.points:  # the frontier sits in a board folder: show it on its page
+        from benchmark.leaderboard.board import load_entries, refresh_checks, write_leaderboard
+
+        entries = refresh_checks(load_entries(board))
+        write_leaderboard(board, entries, entries[0]["dataset"])
+        _console.print(f"frontier plot added to {board / 'index.html'}")
     return 1 if result.failed else 0
 
 

@@ -196,3 +196,22 @@ def test_index_html_in_headless_chromium(page: Path, tmp_path: Path) -> None:
             Path(os.environ["LEADERBOARD_SCREENSHOT"]).write_bytes(png)
     finally:
         browser.close()
+
+
+def test_page_shows_the_frontier_once_one_is_drawn(page: Path) -> None:
+    from matplotlib.figure import Figure
+
+    from benchmark.leaderboard.board import FRONTIER_PLOT, load_entries
+
+    before = (page / "index.html").read_text()
+    assert 'id="frontier"' not in before and FRONTIER_PLOT not in before
+    (page / "frontier").mkdir()
+    Figure(figsize=(2, 1)).savefig(page / FRONTIER_PLOT)
+    entries = load_entries(page)
+    write_leaderboard(page, entries, "test-set")  # what `benchmark frontier` does to the board it drew in
+    after = (page / "index.html").read_text()
+    assert after.count('id="frontier"') == 1 and f'<img src="{FRONTIER_PLOT}"' in after
+    assert 'href="frontier/frontier.md"' in after
+    assert (page / FRONTIER_PLOT).is_file()  # re-rendering the board keeps the frontier folder
+    assert after.replace(after[after.index('<h2 id="frontier">'):after.index("</figure>", after.index(
+        '<h2 id="frontier">')) + len("</figure>")] + "\n", "") == before  # nothing else on the page moved

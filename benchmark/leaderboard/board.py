@@ -35,9 +35,10 @@ from benchmark.leaderboard.seed_spread import seed_view
 from benchmark.metrics import balanced_accuracy, rate, to_jsonable
 from benchmark.names import NAME_PATTERN, NAME_RULE
 
-__all__ = ["ENTRY_SCHEMA", "board_entries", "build_entries", "load_entries", "rank",
+__all__ = ["ENTRY_SCHEMA", "FRONTIER_PLOT", "board_entries", "build_entries", "load_entries", "rank",
            "refresh_checks", "render_markdown", "write_leaderboard"]
 
+FRONTIER_PLOT = "frontier/frontier.png"  # where `python -m benchmark frontier` draws, relative to the board folder
 ENTRY_SCHEMA = 2  # 2: robust balanced accuracy, rank (None when unreliable), marks, sanity, failed cells, versions
 
 _ATTACK_KEYS = ("attack", "budget", "threat", "access", "adaptive", "attack_outcome", "perturbation",
@@ -311,7 +312,8 @@ def write_leaderboard(folder: Path, entries: list[dict], dataset: str,
         plots = render_plots(entries, staging / "plots")
         (staging / "leaderboard.md").write_text(render_boards_markdown(boards, dataset))
         (staging / "leaderboard.csv").write_text(render_csv(boards))
-        (staging / "index.html").write_text(render_html(boards, dataset, plots, staging))
+        frontier = FRONTIER_PLOT if (folder / FRONTIER_PLOT).is_file() else None  # drawn by `benchmark frontier`
+        (staging / "index.html").write_text(render_html(boards, dataset, plots, staging, frontier))
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder.parent / f".{folder.name}.lock")):  # two runs finishing at once swap in turn
             for item in sorted(staging.iterdir()):

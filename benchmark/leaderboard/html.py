@@ -151,8 +151,20 @@ def _figure(src: str, caption: str, alt: str) -> str:
             f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
-def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], folder: Path) -> str:
-    """The page for a leaderboard folder; only gallery files present under folder are shown."""
+def _frontier(frontier: str) -> str:
+    folder = frontier.rsplit("/", 1)[0]
+    return ('<h2 id="frontier">Fooled against visible: the frontier</h2><p class="note">The white-box lesion GAN '
+            "over a grid of classifier_weight x fidelity_weight: fooled rate per direction against how visible the "
+            "edits are (real-vs-fake detector AUC, 1 - SSIM inside the breast), one curve per (model, defense), the "
+            "board's own point ringed, the study's rates and the radiologists' 29-71% marked. Where a defense moves "
+            f'the curve, that is its effect. The numbers: <a href="{escape(folder)}/frontier.md">frontier.md</a>.</p>'
+            + _figure(frontier, "Lesion GAN frontier: fooled rate vs visibility", "lesion GAN frontier"))
+
+
+def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], folder: Path,
+                frontier: str | None = None) -> str:
+    """The page for a leaderboard folder; only gallery files present under folder are shown, and the frontier plot
+    (`frontier`, a path relative to the page) when `python -m benchmark frontier` has drawn one."""
     overall = boards.get("overall", [])
     commit = overall[0].get("git_commit") if overall else None
     parts = [f"<h1>Leaderboard: {escape(dataset)}</h1>",
@@ -180,6 +192,8 @@ def render_html(boards: dict[str, list[dict]], dataset: str, plots: list[dict], 
     parts.append('<h2 id="checks">Checks</h2><ul>' + "".join(checks) + "</ul>")
     if plots:
         parts.append('<h2 id="plots">Plots</h2>' + "".join(_figure(p["file"], p["title"], p["title"]) for p in plots))
+    if frontier:
+        parts.append(_frontier(frontier))
     shown = [(g, e) for e in overall for g in e.get("galleries", []) if (Path(folder) / g["file"]).is_file()]
     if shown:
         parts.append('<h2 id="gallery">Gallery</h2><p class="note">Columns: examples; rows: original, '
