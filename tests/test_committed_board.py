@@ -10,7 +10,8 @@ from benchmark.registry import get_component
 from benchmark.stages import STAGE_FUNCTIONS, stage_version
 
 ROOT = Path(__file__).resolve().parent.parent
-BOARDS = [ROOT / "leaderboards" / "synthetic-mammo", ROOT / "leaderboards" / "ci" / "synthetic-mammo"]
+BOARDS = [ROOT / "leaderboards" / "synthetic-mammo", ROOT / "leaderboards" / "ci" / "synthetic-mammo",
+          ROOT / "leaderboards" / "study" / "synthetic-mammo"]
 _KINDS = {"model": "models", "defense": "defenses", "attack": "attacks", "dataset": "datasets"}
 
 
@@ -38,7 +39,8 @@ def test_committed_entries_were_produced_by_the_heads_stage_code(board: Path) ->
         entry = json.loads(path.read_text())
         stale = stale_versions(entry)
         assert not stale, (f"{path.relative_to(ROOT)} is stale: {'; '.join(stale)}; regenerate it with `make run` "
-                           "(the CI board: `python -m benchmark check --update-baseline`) and commit")
+                           "(the CI board: `python -m benchmark check --update-baseline`; the study board: `python -m "
+                           "benchmark run --matrix --config configs/study.toml`) and commit")
         assert {f"stage:{k}" for k in STAGE_FUNCTIONS if k not in ("gan", "fakes")} <= set(entry["code_versions"])
 
 

@@ -301,14 +301,13 @@ def frontier_figure(points: list[dict], title: str = "") -> Figure:
             ax = axes[row][col]
             if col == 0:
                 ax.axvspan(*RADIOLOGISTS, color="0.85", zorder=0,
-                           label="radiologists told real from fake: 29-71% accuracy "
-                                 "(Zhou et al. 2021; accuracy shown on the AUC axis)")
+                           label="radiologists told real from fake with 29-71% accuracy (drawn on the AUC axis)")
                 ax.set_xlim(0.0, 1.0)
             ax.axhspan(100 * study["lo"], 100 * study["hi"], color="tab:red", alpha=0.08, zorder=0)
             ax.axhline(100 * study["value"], color="tab:red", ls="--", lw=1,
-                       label=f"Zhou et al. 2021 (this row's direction): positives made negative "
-                             f"{fmt_count(STUDY['pos_to_neg'])}; negatives made positive "
-                             f"{fmt_count(STUDY['neg_to_pos'])}; pooled {fmt_count(STUDY['overall'])}")
+                       label=f"Zhou et al. 2021, this row's direction: {STUDY['pos_to_neg']['successes']}/"
+                             f"{STUDY['pos_to_neg']['n']} and {STUDY['neg_to_pos']['successes']}/"
+                             f"{STUDY['neg_to_pos']['n']} (pooled {fmt_count(STUDY['overall'])})")
             if col == 0:
                 ax.plot([0.5], [100 * study["value"]], marker="*", ms=14, color="tab:red", ls="none",
                         label="Zhou et al. 2021 (radiologists at chance)")
@@ -335,14 +334,15 @@ def frontier_figure(points: list[dict], title: str = "") -> Figure:
             ax.set_ylim(-2, 102)
             ax.grid(alpha=0.3)
             ax.set_xlabel(xlabel)
-            ax.set_ylabel(f"{name}, % fooled (95% CI)")
+            ax.set_ylabel(f"{name}\n% fooled (95% CI)" if col == 0 else "% fooled")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False)
+    ncol = min(3, max(1, len(labels)))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.suptitle(title or "Lesion GAN frontier: fooled rate vs visibility over classifier_weight x fidelity_weight\n"
                           "(ringed: the config's point; each curve runs from the weakest attack to the strongest)",
                  fontsize=10)
-    rows = math.ceil(len(labels) / min(3, max(1, len(labels))))
-    fig.tight_layout(rect=(0, 0.03 + 0.025 * rows, 1, 1))
+    rows = math.ceil(len(labels) / ncol)
+    fig.tight_layout(rect=(0, 0.02 + 0.03 * rows, 1, 0.94))  # room for the legend below and the title above
     return fig
 
 
@@ -396,7 +396,7 @@ def write_frontier(out: Path, points: list[dict], meta: dict) -> dict[str, Path]
         staged = {k: Path(tmp) / p.name for k, p in files.items()}
         staged["json"].write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
         staged["md"].write_text(render_frontier_markdown(points, meta))
-        frontier_figure(points).savefig(staged["png"], dpi=90)
+        frontier_figure(points).savefig(staged["png"], dpi=90, bbox_inches="tight")
         for key, path in staged.items():
             shutil.move(str(path), files[key])
     return files

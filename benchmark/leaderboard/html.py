@@ -96,7 +96,7 @@ def _gan(entries: list[dict]) -> str:
     head = ["model", "defense", "attack", "positives made negative", "negatives made positive",
             "class-balanced fooled %", "at the study's mix %", "pooled here", "at argmax: balanced %",
             "at argmax: study's mix %", "fooled, not flagged", "SSIM (breast)", "PSNR dB (breast)",
-            "breast area changed %", "real-vs-fake detector AUC"]
+            "pixels changed / breast pixels %", "real-vs-fake detector AUC"]
     study = ('<tr class="study">' + _td("Zhou et al. 2021 (VGG-11, real mammograms)", cls="text") + _td("-", cls="text")
              + _td("GAN", cls="text") + "".join(_td(fmt_count(STUDY[k]), STUDY[k]["value"])
                                                for k in ("pos_to_neg", "neg_to_pos"))

@@ -55,7 +55,7 @@ def _gan_rows(entries: list[dict], at_argmax: bool) -> list[str]:
     head = ["model", "defense", "attack", "positives made negative", "negatives made positive",
             "class-balanced fooled", "at the study's mix (44:319)", "pooled here"]
     if not at_argmax:
-        head += ["fooled, not flagged", "SSIM (breast)", "PSNR dB (breast)", "breast area changed",
+        head += ["fooled, not flagged", "SSIM (breast)", "PSNR dB (breast)", "pixels changed / breast pixels",
                  "real-vs-fake detector AUC (pairs)", "detector acc"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     study = [_STUDY_NAME, "-", "GAN", fmt_count(STUDY["pos_to_neg"]), fmt_count(STUDY["neg_to_pos"]),
