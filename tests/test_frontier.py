@@ -132,6 +132,7 @@ def test_tiny_frontier_runs_writes_and_reuses_the_cache(tmp_path: Path, capsys: 
             assert 0 <= r["value"] <= 1 and r["lo"] <= r["value"] <= r["hi"] and r["n"] > 0
         assert 0 <= p["detector_auc"]["value"] <= 1 and 0 < p["ssim"] <= 1
     assert doc["config_point"] == {"classifier_weight": 0.0, "fidelity_weight": 10.0}
+    assert doc["config"] == "c.toml"  # outside the working directory: its name, never a machine's absolute path
     assert doc["study"]["overall"]["successes"] == 251 and doc["study"]["radiologist_accuracy"] == [0.29, 0.71]
     md = (out / "frontier.md").read_text()
     assert md.count("| resnet10t | none |") == 2 and "42/44 = 95.5%" in md

@@ -255,7 +255,7 @@ def run_frontier(config: MatrixConfig, out: Path, classifier_weights: Sequence[f
     counts = {s: sum(o.status == s for o in result.outcomes.values()) for s in ("done", "cached", "failed", "skipped")}
     say("frontier: stages " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
         + f"; {result.seconds:.1f} s; run {result.run_dir.name}")
-    meta = {"config": config.source, "config_digest": config.digest(), "dataset": config.dataset.name,
+    meta = {"config": _shown_path(config.source), "config_digest": config.digest(), "dataset": config.dataset.name,
             "image_size": config.dataset.image_size, "seed": config.run.seed, "gan_options": _base_options(config),
             "config_point": dict(zip(WEIGHTS, config_point(config))),
             "grid": {"classifier_weight": sorted({p.classifier_weight for p, _ in grid}),
@@ -344,6 +344,15 @@ def frontier_figure(points: list[dict], title: str = "") -> Figure:
     rows = math.ceil(len(labels) / ncol)
     fig.tight_layout(rect=(0, 0.02 + 0.03 * rows, 1, 0.94))  # room for the legend below and the title above
     return fig
+
+
+def _shown_path(path: object) -> str:
+    """A config path as committed files show it: relative to the working directory, else its file name (no
+    machine's absolute paths in a committed frontier)."""
+    try:
+        return str(Path(str(path)).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return Path(str(path)).name
 
 
 def _num(v: float | None, spec: str) -> str:
