@@ -252,17 +252,23 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rerender(folder: Path) -> tuple[Path, int]:
+    """Re-render a board folder from its committed entries (checks refreshed); its leaderboard.md and entry count."""
+    from benchmark.leaderboard.board import load_entries, refresh_checks, write_leaderboard
+
+    entries = refresh_checks(load_entries(folder))
+    return write_leaderboard(folder, entries, entries[0]["dataset"]), len(entries)
+
+
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from benchmark.execution.records import resolve_run
-    from benchmark.leaderboard.board import load_entries, refresh_checks, write_leaderboard
     from benchmark.leaderboard.source import latest_run, publish_run
 
     config = load_config(args.config)
     folder = config.run.leaderboards / config.dataset.name
     if args.from_entries:
-        entries = refresh_checks(load_entries(folder))
-        path = write_leaderboard(folder, entries, entries[0]["dataset"])
-        _console.print(f"leaderboard re-rendered from {len(entries)} entries: {path}")
+        path, count = _rerender(folder)
+        _console.print(f"leaderboard re-rendered from {count} entries: {path}")
         return 0
     run_dir = resolve_run(config.run.store, args.run) if args.run else latest_run(config.run.store, config.digest())
     if run_dir is None:
@@ -291,10 +297,7 @@ def _cmd_frontier(args: argparse.Namespace) -> int:
                    "(frontier.json, frontier.md, frontier.png)")
     board = Path(out).parent
     if (board / "entries").is_dir() and result.points:  # the frontier sits in a board folder: show it on its page
-        from benchmark.leaderboard.board import load_entries, refresh_checks, write_leaderboard
-
-        entries = refresh_checks(load_entries(board))
-        write_leaderboard(board, entries, entries[0]["dataset"])
+        _rerender(board)
         _console.print(f"frontier plot added to {board / 'index.html'}")
     return 1 if result.failed else 0
 

@@ -14,7 +14,8 @@ from benchmark.cli import main
 from benchmark.config import load_config
 from benchmark.errors import BenchmarkError
 from benchmark.execution.planner import plan_matrix
-from benchmark.leaderboard.frontier import RADIOLOGISTS, config_point, default_grid, frontier_configs, frontier_figure
+from benchmark.leaderboard.frontier import config_point, default_grid, frontier_configs
+from benchmark.leaderboard.frontier_files import RADIOLOGISTS, frontier_figure
 
 TINY_GAN = {"identity_steps": 2, "head_steps": 4, "joint_steps": 8, "batch_size": 8, "unet_base": 8,
             "unet_levels": 2, "lr_generator": 5e-3, "fidelity_weight": 10.0}
